@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::emulator::{free_port, http};
+use crate::emulator::free_port;
 use crate::{venv_tool, workspace_root};
 
 pub struct FunctionUnderApi {
@@ -42,13 +42,18 @@ impl FunctionUnderApi {
         with_venv_path(&mut watch)
             .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
             .current_dir(workspace_root())
-            .stdout(Stdio::null())
+            .stdout(watch_log.try_clone().unwrap())
             .stderr(watch_log);
-        let watch = watch.spawn().expect("starting cargo lambda watch");
+        let mut watch = watch.spawn().expect("starting cargo lambda watch");
 
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while http(port, "GET", "/", "").is_err() {
-            assert!(Instant::now() < deadline, "cargo lambda watch did not listen on {port}");
+        // It reads the workspace metadata first; `make setup` fetches every crate beforehand.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let _ = watch.kill();
+                let _ = watch.wait();
+                panic!("cargo lambda watch did not listen on 127.0.0.1:{port} within 120 s");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
 

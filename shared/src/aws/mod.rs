@@ -7,6 +7,7 @@ pub mod ledger;
 pub mod sns;
 pub mod ssm;
 
+use aws_sdk_ssm::error::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -18,24 +19,31 @@ pub struct AwsError {
     pub resource: String,
     /// The AWS error code when the service sent one (`InvalidAMIID.NotFound`, ...).
     pub code: Option<String>,
+    /// The HTTP status of the last response, when there was one.
+    pub status: Option<u16>,
     pub message: String,
 }
 
 impl AwsError {
-    pub fn new<E>(operation: &'static str, resource: impl Into<String>, err: E) -> Self
+    pub fn new<E>(operation: &'static str, resource: impl Into<String>, err: SdkError<E>) -> Self
     where
-        E: ProvideErrorMetadata + std::error::Error,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        AwsError {
-            operation,
-            resource: resource.into(),
-            code: err.code().map(str::to_string),
-            message: DisplayErrorContext(&err).to_string(),
-        }
+        let code = err.code().map(str::to_string);
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        // Prefer what AWS said; the SDK's full error context is long and holds raw bodies.
+        let message = match (code.as_deref(), err.message(), status) {
+            (Some(code), Some(text), _) => format!("{code}: {text}"),
+            (Some(code), None, _) => code.to_string(),
+            (None, Some(text), _) => text.to_string(),
+            (None, None, Some(status)) => format!("HTTP {status} with no AWS error code in the response"),
+            (None, None, None) => DisplayErrorContext(&err).to_string(),
+        };
+        AwsError { operation, resource: resource.into(), code, status, message }
     }
 
     pub fn plain(operation: &'static str, resource: impl Into<String>, message: impl Into<String>) -> Self {
-        AwsError { operation, resource: resource.into(), code: None, message: message.into() }
+        AwsError { operation, resource: resource.into(), code: None, status: None, message: message.into() }
     }
 
     /// Throttling and server-side errors that survived the SDK's own retries.
@@ -54,7 +62,8 @@ impl AwsError {
                     | "ServiceException"
                     | "CallRateLimitExceededException"
             )
-        ) || self.message.contains("dispatch failure")
+        ) || self.status.is_some_and(|s| s == 429 || s >= 500)
+            || self.message.contains("dispatch failure")
             || self.message.contains("timeout")
     }
 }

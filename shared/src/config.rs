@@ -11,7 +11,11 @@ pub enum ConfigError {
     #[error("environment variable {0} is required but not set")]
     Missing(&'static str),
     #[error("environment variable {name} must be {expected}, got `{value}`")]
-    Invalid { name: &'static str, expected: &'static str, value: String },
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
 }
 
 /// A view of the environment; tests pass a map instead of touching the process.
@@ -21,19 +25,31 @@ pub struct Env {
 
 impl Env {
     pub fn from_process() -> Self {
-        Env { vars: std::env::vars().collect() }
+        Env {
+            vars: std::env::vars().collect(),
+        }
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Env { vars: pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, name: &'static str) -> Result<String, ConfigError> {
-        self.get(name).map(str::to_string).ok_or(ConfigError::Missing(name))
+        self.get(name)
+            .map(str::to_string)
+            .ok_or(ConfigError::Missing(name))
     }
 
     pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
@@ -109,7 +125,8 @@ impl PromoteConfig {
         if !image_arn_prefix.contains(":image/") {
             return Err(ConfigError::Invalid {
                 name: "IMAGE_ARN_PREFIX",
-                expected: "an image ARN prefix like arn:aws:imagebuilder:<region>:<account>:image/<name>/",
+                expected:
+                    "an image ARN prefix like arn:aws:imagebuilder:<region>:<account>:image/<name>/",
                 value: image_arn_prefix,
             });
         }
@@ -146,8 +163,14 @@ mod tests {
         vec![
             ("POINTER_PARAMETER", "/vscode-host/ami/current"),
             ("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
-            ("PIPELINE_ARN", "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/p"),
-            ("IMAGE_ARN_PREFIX", "arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/"),
+            (
+                "PIPELINE_ARN",
+                "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/p",
+            ),
+            (
+                "IMAGE_ARN_PREFIX",
+                "arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/",
+            ),
             ("LEDGER_TABLE", "ledger"),
         ]
     }
@@ -163,7 +186,10 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        let vars: Vec<_> = base().into_iter().filter(|(k, _)| *k != "TOPIC_ARN").collect();
+        let vars: Vec<_> = base()
+            .into_iter()
+            .filter(|(k, _)| *k != "TOPIC_ARN")
+            .collect();
         assert_eq!(
             PromoteConfig::from_env(&Env::from_pairs(vars)).unwrap_err(),
             ConfigError::Missing("TOPIC_ARN")
@@ -174,8 +200,13 @@ mod tests {
     fn a_bad_threshold_names_the_allowed_values() {
         let mut vars = base();
         vars.push(("SEVERITY_THRESHOLD", "SEVERE"));
-        let err = PromoteConfig::from_env(&Env::from_pairs(vars)).unwrap_err().to_string();
-        assert!(err.contains("SEVERITY_THRESHOLD") && err.contains("CRITICAL, HIGH"), "{err}");
+        let err = PromoteConfig::from_env(&Env::from_pairs(vars))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SEVERITY_THRESHOLD") && err.contains("CRITICAL, HIGH"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -184,7 +215,10 @@ mod tests {
         vars.push(("DRY_RUN", "maybe"));
         assert!(matches!(
             PromoteConfig::from_env(&Env::from_pairs(vars)),
-            Err(ConfigError::Invalid { name: "DRY_RUN", .. })
+            Err(ConfigError::Invalid {
+                name: "DRY_RUN",
+                ..
+            })
         ));
     }
 }

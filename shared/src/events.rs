@@ -19,7 +19,9 @@ pub enum EventError {
     NotAnEnvelope(String),
     #[error("expected source `{IMAGE_BUILDER_SOURCE}`, got `{0}`")]
     WrongSource(String),
-    #[error("expected `resources[0]` to hold the image build version ARN, event {event_id} has none")]
+    #[error(
+        "expected `resources[0]` to hold the image build version ARN, event {event_id} has none"
+    )]
     MissingImageArn { event_id: String },
     #[error("expected `detail.state.status` in the image state change event {event_id}")]
     MissingStatus { event_id: String },
@@ -85,16 +87,27 @@ pub fn parse_image_event(payload: &Value) -> Result<Envelope, EventError> {
     let first_resource = raw.resources.as_ref().and_then(|r| r.first()).cloned();
     let event = match raw.detail_type.as_str() {
         STATE_CHANGE => {
-            let image_arn =
-                first_resource.ok_or_else(|| EventError::MissingImageArn { event_id: id.clone() })?;
-            let detail: StateDetail = serde_json::from_value(raw.detail.clone())
-                .map_err(|_| EventError::MissingStatus { event_id: id.clone() })?;
-            let status = detail
-                .state
-                .and_then(|s| s.status)
-                .ok_or_else(|| EventError::MissingStatus { event_id: id.clone() })?;
+            let image_arn = first_resource.ok_or_else(|| EventError::MissingImageArn {
+                event_id: id.clone(),
+            })?;
+            let detail: StateDetail = serde_json::from_value(raw.detail.clone()).map_err(|_| {
+                EventError::MissingStatus {
+                    event_id: id.clone(),
+                }
+            })?;
+            let status =
+                detail
+                    .state
+                    .and_then(|s| s.status)
+                    .ok_or_else(|| EventError::MissingStatus {
+                        event_id: id.clone(),
+                    })?;
             let previous_status = detail.previous_state.and_then(|s| s.status);
-            ImageEvent::StateChange { image_arn, status, previous_status }
+            ImageEvent::StateChange {
+                image_arn,
+                status,
+                previous_status,
+            }
         }
         CVE_DETECTED => {
             // The image ARN comes first; the pipeline ARN may follow it.
@@ -103,13 +116,22 @@ pub fn parse_image_event(payload: &Value) -> Result<Envelope, EventError> {
                 .as_ref()
                 .and_then(|r| r.iter().find(|a| a.contains(":image/")))
                 .cloned()
-                .ok_or_else(|| EventError::MissingImageArn { event_id: id.clone() })?;
+                .ok_or_else(|| EventError::MissingImageArn {
+                    event_id: id.clone(),
+                })?;
             ImageEvent::ScanCompleted { image_arn }
         }
-        other => ImageEvent::Other { detail_type: other.to_string() },
+        other => ImageEvent::Other {
+            detail_type: other.to_string(),
+        },
     };
 
-    Ok(Envelope { id, account: raw.account, region: raw.region, event })
+    Ok(Envelope {
+        id,
+        account: raw.account,
+        region: raw.region,
+        event,
+    })
 }
 
 fn describe_payload(payload: &Value, err: &serde_json::Error) -> String {
@@ -169,14 +191,20 @@ mod tests {
     fn an_event_from_another_source_is_refused() {
         let mut ev = state_change("AVAILABLE");
         ev["source"] = json!("aws.ec2");
-        assert_eq!(parse_image_event(&ev).unwrap_err(), EventError::WrongSource("aws.ec2".into()));
+        assert_eq!(
+            parse_image_event(&ev).unwrap_err(),
+            EventError::WrongSource("aws.ec2".into())
+        );
     }
 
     #[test]
     fn a_state_change_without_resources_is_refused() {
         let mut ev = state_change("AVAILABLE");
         ev["resources"] = json!([]);
-        assert!(matches!(parse_image_event(&ev), Err(EventError::MissingImageArn { .. })));
+        assert!(matches!(
+            parse_image_event(&ev),
+            Err(EventError::MissingImageArn { .. })
+        ));
     }
 
     #[test]

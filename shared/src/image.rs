@@ -28,24 +28,38 @@ impl BuildVersion {
         let [_name, semver, build] = parts.as_slice() else {
             return Err(err());
         };
-        let nums: Vec<u32> = semver.split('.').map(|n| n.parse().map_err(|_| err())).collect::<Result<_, _>>()?;
+        let nums: Vec<u32> = semver
+            .split('.')
+            .map(|n| n.parse().map_err(|_| err()))
+            .collect::<Result<_, _>>()?;
         let [major, minor, patch] = nums.as_slice() else {
             return Err(err());
         };
-        Ok(BuildVersion { major: *major, minor: *minor, patch: *patch, build: build.parse().map_err(|_| err())? })
+        Ok(BuildVersion {
+            major: *major,
+            minor: *minor,
+            patch: *patch,
+            build: build.parse().map_err(|_| err())?,
+        })
     }
 
     /// A string that sorts like the version; stored in the ledger for conditional writes.
     pub fn sort_key(&self) -> String {
-        format!("{:010}.{:010}.{:010}.{:010}", self.major, self.minor, self.patch, self.build)
+        format!(
+            "{:010}.{:010}.{:010}.{:010}",
+            self.major, self.minor, self.patch, self.build
+        )
     }
 
     pub fn from_sort_key(key: &str) -> Option<Self> {
         let n: Vec<u32> = key.split('.').filter_map(|p| p.parse().ok()).collect();
         match n.as_slice() {
-            [major, minor, patch, build] => {
-                Some(BuildVersion { major: *major, minor: *minor, patch: *patch, build: *build })
-            }
+            [major, minor, patch, build] => Some(BuildVersion {
+                major: *major,
+                minor: *minor,
+                patch: *patch,
+                build: *build,
+            }),
             _ => None,
         }
     }
@@ -53,7 +67,11 @@ impl BuildVersion {
 
 impl fmt::Display for BuildVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}/{}", self.major, self.minor, self.patch, self.build)
+        write!(
+            f,
+            "{}.{}.{}/{}",
+            self.major, self.minor, self.patch, self.build
+        )
     }
 }
 
@@ -70,8 +88,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const BLOCKING_ORDER: [Severity; 5] =
-        [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Informational];
+    pub const BLOCKING_ORDER: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Informational,
+    ];
 
     /// Case-insensitive; Image Builder returns severity as a plain string.
     pub fn parse(value: &str) -> Option<Self> {
@@ -166,11 +189,21 @@ impl FindingCounts {
 
     /// Findings at or above `threshold`.
     pub fn at_or_above(&self, threshold: Severity) -> u32 {
-        Severity::BLOCKING_ORDER.iter().filter(|s| **s >= threshold).map(|s| self.count(*s)).sum()
+        Severity::BLOCKING_ORDER
+            .iter()
+            .filter(|s| **s >= threshold)
+            .map(|s| self.count(*s))
+            .sum()
     }
 
     pub fn total(&self) -> u32 {
-        self.critical + self.high + self.medium + self.low + self.informational + self.untriaged + self.unknown
+        self.critical
+            + self.high
+            + self.medium
+            + self.low
+            + self.informational
+            + self.untriaged
+            + self.unknown
     }
 
     pub fn summary(&self) -> String {
@@ -182,7 +215,11 @@ impl FindingCounts {
             self.low,
             self.informational,
             self.untriaged,
-            if self.unknown > 0 { format!(", unrated {}", self.unknown) } else { String::new() }
+            if self.unknown > 0 {
+                format!(", unrated {}", self.unknown)
+            } else {
+                String::new()
+            }
         )
     }
 }
@@ -228,14 +265,21 @@ impl ImageFacts {
     /// The AMI distributed to this account and region, if any.
     pub fn local_ami(&self, account: &str, region: &str) -> Option<&OutputAmi> {
         self.amis.iter().find(|a| {
-            a.region == region && a.account_id.as_deref().map(|id| id == account).unwrap_or(true)
+            a.region == region
+                && a.account_id
+                    .as_deref()
+                    .map(|id| id == account)
+                    .unwrap_or(true)
         })
     }
 
     /// AMIs in other regions or accounts: reported, never touched.
     pub fn remote_amis(&self, account: &str, region: &str) -> Vec<&OutputAmi> {
         let local = self.local_ami(account, region).map(|a| a.ami_id.clone());
-        self.amis.iter().filter(|a| Some(&a.ami_id) != local.as_ref()).collect()
+        self.amis
+            .iter()
+            .filter(|a| Some(&a.ami_id) != local.as_ref())
+            .collect()
     }
 }
 
@@ -251,7 +295,10 @@ pub struct AmiFacts {
 
 impl AmiFacts {
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -261,7 +308,8 @@ mod tests {
 
     #[test]
     fn build_versions_order_by_semver_then_build() {
-        let a = BuildVersion::from_arn("arn:aws:imagebuilder:us-east-1:1:image/x/1.0.10/1").unwrap();
+        let a =
+            BuildVersion::from_arn("arn:aws:imagebuilder:us-east-1:1:image/x/1.0.10/1").unwrap();
         let b = BuildVersion::from_arn("arn:aws:imagebuilder:us-east-1:1:image/x/1.0.9/7").unwrap();
         assert!(a > b);
         assert!(a.sort_key() > b.sort_key());
@@ -270,7 +318,8 @@ mod tests {
 
     #[test]
     fn a_versionless_arn_is_refused_with_the_expected_form() {
-        let err = BuildVersion::from_arn("arn:aws:imagebuilder:us-east-1:1:image/x/1.0.0").unwrap_err();
+        let err =
+            BuildVersion::from_arn("arn:aws:imagebuilder:us-east-1:1:image/x/1.0.0").unwrap_err();
         assert!(err.to_string().contains("<x.y.z>/<build>"));
     }
 

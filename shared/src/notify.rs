@@ -37,7 +37,13 @@ pub struct Notification {
 
 impl Notification {
     /// Builds a notification whose subject and size obey SNS rules whatever the inputs hold.
-    pub fn new(subject: &str, body: String, event_type: &str, pipeline: &str, level: Level) -> Self {
+    pub fn new(
+        subject: &str,
+        body: String,
+        event_type: &str,
+        pipeline: &str,
+        level: Level,
+    ) -> Self {
         let mut n = Notification {
             subject: clean_subject(subject),
             body,
@@ -52,19 +58,27 @@ impl Notification {
     }
 
     pub fn with_attribute(mut self, name: &str, value: &str) -> Self {
-        self.attributes.push((name.to_string(), attribute_value(value)));
+        self.attributes
+            .push((name.to_string(), attribute_value(value)));
         self.fit();
         self
     }
 
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Bytes SNS counts: the body plus every attribute's name, type and value.
     pub fn size_bytes(&self) -> usize {
         self.body.len()
-            + self.attributes.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum::<usize>()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + "String".len() + v.len())
+                .sum::<usize>()
     }
 
     fn fit(&mut self) {
@@ -129,7 +143,9 @@ pub struct Body {
 
 impl Body {
     pub fn new(headline: &str) -> Self {
-        Body { text: format!("{headline}\n\n") }
+        Body {
+            text: format!("{headline}\n\n"),
+        }
     }
 
     pub fn line(mut self, key: &str, value: impl std::fmt::Display) -> Self {
@@ -153,7 +169,11 @@ mod tests {
 
     #[test]
     fn a_long_non_ascii_multiline_name_gives_a_valid_subject() {
-        let name = format!("Promoted {}é\nübersicht {}", "x".repeat(120), "y".repeat(20));
+        let name = format!(
+            "Promoted {}é\nübersicht {}",
+            "x".repeat(120),
+            "y".repeat(20)
+        );
         let s = clean_subject(&name);
         assert!(s.len() <= SUBJECT_MAX, "{}", s.len());
         assert!(s.chars().all(|c| c.is_ascii_graphic() || c == ' '));
@@ -170,7 +190,9 @@ mod tests {
         let body = "é".repeat(200_000);
         let n = Notification::new("s", body, "image.promoted", "vscode-host", Level::Info);
         assert!(n.size_bytes() <= MESSAGE_MAX_BYTES, "{}", n.size_bytes());
-        assert!(n.body.ends_with("[message truncated to fit the SNS size limit]"));
+        assert!(n
+            .body
+            .ends_with("[message truncated to fit the SNS size limit]"));
     }
 
     #[test]

@@ -33,7 +33,12 @@ pub enum PromoteError {
          aws:ec2:image value it cannot validate (does the function have ec2:DescribeImages, and is \
          the AMI available in this region?)"
     )]
-    PointerNotUpdated { pointer: String, expected: String, seen: String, waited_secs: u64 },
+    PointerNotUpdated {
+        pointer: String,
+        expected: String,
+        seen: String,
+        waited_secs: u64,
+    },
     #[error("pointer {pointer} is locked by invocation {owner}; the event will be retried")]
     PointerBusy { pointer: String, owner: String },
 }
@@ -47,7 +52,10 @@ impl From<PromoteError> for Diagnostic {
             PromoteError::PointerNotUpdated { .. } => "PointerNotUpdated",
             PromoteError::PointerBusy { .. } => "PointerBusy",
         };
-        Diagnostic { error_type: error_type.into(), error_message: err.to_string() }
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
     }
 }
 
@@ -90,7 +98,11 @@ pub struct Promoter {
 impl Promoter {
     pub fn new(config: PromoteConfig, clients: Clients) -> Self {
         let ledger = Ledger::new(clients.dynamodb.clone(), config.ledger_table.clone());
-        Promoter { config, clients, ledger }
+        Promoter {
+            config,
+            clients,
+            ledger,
+        }
     }
 
     fn policy(&self) -> GatePolicy {
@@ -103,46 +115,85 @@ impl Promoter {
 
     /// Handles one invocation payload. `owner` identifies this invocation in the ledger (the
     /// Lambda request id).
-    pub async fn handle(&self, payload: &Value, owner: &str, now: DateTime<Utc>) -> Result<Outcome, PromoteError> {
+    pub async fn handle(
+        &self,
+        payload: &Value,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PromoteError> {
         let envelope = parse_image_event(payload)?;
         let image_arn = match &envelope.event {
             ImageEvent::Other { detail_type } => {
-                return Ok(Outcome::skip("ignore", format!("event type `{detail_type}` is not acted on"), None))
+                return Ok(Outcome::skip(
+                    "ignore",
+                    format!("event type `{detail_type}` is not acted on"),
+                    None,
+                ))
             }
-            ImageEvent::StateChange { image_arn, status, .. } if !ACTED_ON.contains(&status.as_str()) => {
+            ImageEvent::StateChange {
+                image_arn, status, ..
+            } if !ACTED_ON.contains(&status.as_str()) => {
                 return Ok(Outcome::skip(
                     "ignore",
                     format!("status {status} is not acted on (only AVAILABLE, FAILED, CANCELLED)"),
                     Some(image_arn),
                 ))
             }
-            ImageEvent::StateChange { image_arn, .. } | ImageEvent::ScanCompleted { image_arn } => image_arn.clone(),
+            ImageEvent::StateChange { image_arn, .. } | ImageEvent::ScanCompleted { image_arn } => {
+                image_arn.clone()
+            }
         };
         if !image_arn.starts_with(&self.config.image_arn_prefix) {
             return Ok(Outcome::skip(
                 "ignore",
-                format!("image of another pipeline (expected ARNs under {})", self.config.image_arn_prefix),
+                format!(
+                    "image of another pipeline (expected ARNs under {})",
+                    self.config.image_arn_prefix
+                ),
                 Some(&image_arn),
             ));
         }
 
         let image = imagebuilder::get_image(&self.clients.imagebuilder, &image_arn).await?;
-        if let Some(pipeline) = image.pipeline_arn.as_deref().filter(|p| *p != self.config.pipeline_arn) {
-            return Ok(Outcome::skip("ignore", format!("image built by another pipeline ({pipeline})"), Some(&image_arn)));
+        if let Some(pipeline) = image
+            .pipeline_arn
+            .as_deref()
+            .filter(|p| *p != self.config.pipeline_arn)
+        {
+            return Ok(Outcome::skip(
+                "ignore",
+                format!("image built by another pipeline ({pipeline})"),
+                Some(&image_arn),
+            ));
         }
         let (region, account) = region_and_account(&image_arn);
-        info!(image = %image_arn, status = %image.status, scan = image.scan_status.as_deref().unwrap_or("-"), "image observed");
+        info!(
+            image = %image_arn,
+            status = %image.status,
+            scan = image.scan_status.as_deref().unwrap_or("-"),
+            "image observed"
+        );
 
         if self.config.dry_run {
             return self.plan_only(&image, region, account, now).await;
         }
 
-        match self.ledger.claim_image(&image_arn, owner, now, self.config.lease).await? {
+        match self
+            .ledger
+            .claim_image(&image_arn, owner, now, self.config.lease)
+            .await?
+        {
             Claim::Acquired => {}
-            Claim::Done { outcome, finished_at } => {
+            Claim::Done {
+                outcome,
+                finished_at,
+            } => {
                 return Ok(Outcome::skip(
                     "already-handled",
-                    format!("outcome `{outcome}` was recorded at {}", finished_at.unwrap_or_default()),
+                    format!(
+                        "outcome `{outcome}` was recorded at {}",
+                        finished_at.unwrap_or_default()
+                    ),
                     Some(&image_arn),
                 ))
             }
@@ -155,17 +206,21 @@ impl Promoter {
             }
         }
 
-        let result = self.decide_and_apply(&image, region, account, owner, now).await;
-        let final_outcome = match &result {
-            Ok((decision, _)) => decision.is_final(),
-            Err(_) => false,
-        };
-        if final_outcome {
-            let (decision, outcome) = result.as_ref().map_err(|_| ()).expect("checked above");
-            self.ledger.finish_image(&image_arn, owner, decision.label(), &outcome.reason, now).await?;
-        } else if let Err(e) = self.ledger.release_image(&image_arn, owner).await {
-            // The claim's lease expires on its own; the caller still gets the first error.
-            warn!(image = %image_arn, error = %e, "could not release the image claim");
+        let result = self
+            .decide_and_apply(&image, region, account, owner, now)
+            .await;
+        match &result {
+            Ok((decision, outcome)) if decision.is_final() => {
+                self.ledger
+                    .finish_image(&image_arn, owner, decision.label(), &outcome.reason, now)
+                    .await?;
+            }
+            _ => {
+                if let Err(e) = self.ledger.release_image(&image_arn, owner).await {
+                    // The claim's lease expires on its own; the caller still gets the first error.
+                    warn!(image = %image_arn, error = %e, "could not release the image claim");
+                }
+            }
         }
         result.map(|(_, outcome)| outcome)
     }
@@ -182,19 +237,32 @@ impl Promoter {
         if image.status != "AVAILABLE" {
             let obs = self.bare_observation(image, region, account);
             let decision = decide(&obs, &self.policy(), now);
-            let outcome = self.report(image, &decision, region, account, now, false).await?;
+            let outcome = self
+                .report(image, &decision, region, account, now, false)
+                .await?;
             return Ok((decision, outcome));
         }
 
-        let current = match self.ledger.lock_pointer(pointer, owner, now, self.config.lease).await? {
+        let current = match self
+            .ledger
+            .lock_pointer(pointer, owner, now, self.config.lease)
+            .await?
+        {
             Lock::Acquired { current } => current,
-            Lock::Busy { owner } => return Err(PromoteError::PointerBusy { pointer: pointer.clone(), owner }),
+            Lock::Busy { owner } => {
+                return Err(PromoteError::PointerBusy {
+                    pointer: pointer.clone(),
+                    owner,
+                })
+            }
         };
-        let result = self.gate_and_promote(image, region, account, current, owner, now).await;
+        let result = self
+            .gate_and_promote(image, region, account, current, owner, now)
+            .await;
         let promoted = matches!(&result, Ok((Decision::Promote(_), _)));
         if !promoted {
             if let Err(e) = self.ledger.unlock_pointer(pointer, owner).await {
-                warn!(pointer = %pointer, error = %e, "could not release the pointer lock; it expires with its lease");
+                warn!(pointer = %pointer, error = %e, "pointer lock not released; it expires");
             }
         }
         result
@@ -213,13 +281,29 @@ impl Promoter {
         let decision = decide(&obs, &self.policy(), now);
         let outcome = match &decision {
             Decision::Promote(p) => self.promote(image, p, owner, now).await?,
-            other => self.report(image, other, region, account, now, false).await?,
+            other => {
+                self.report(image, other, region, account, now, false)
+                    .await?
+            }
         };
         Ok((decision, outcome))
     }
 
-    fn bare_observation<'a>(&self, image: &'a ImageFacts, region: &'a str, account: &'a str) -> Observation<'a> {
-        Observation { image, account, region, findings: None, ami: None, current: None, pointer_value: None }
+    fn bare_observation<'a>(
+        &self,
+        image: &'a ImageFacts,
+        region: &'a str,
+        account: &'a str,
+    ) -> Observation<'a> {
+        Observation {
+            image,
+            account,
+            region,
+            findings: None,
+            ami: None,
+            current: None,
+            pointer_value: None,
+        }
     }
 
     /// Gathers the gate's inputs: scan findings, EC2's view of the AMI, the pointer.
@@ -230,7 +314,9 @@ impl Promoter {
         account: &'a str,
         current: Option<CurrentPromotion>,
     ) -> Result<Observation<'a>, PromoteError> {
-        let findings = if image.scanning_enabled && image.scan_status.as_deref() == Some("COMPLETED") {
+        let findings = if image.scanning_enabled
+            && image.scan_status.as_deref() == Some("COMPLETED")
+        {
             Some(imagebuilder::scan_finding_counts(&self.clients.imagebuilder, &image.arn).await?)
         } else {
             None
@@ -239,25 +325,51 @@ impl Promoter {
             Some(local) => ec2::describe_ami(&self.clients.ec2, &local.ami_id).await?,
             None => None,
         };
-        let pointer_value = ssm::read_pointer(&self.clients.ssm, &self.config.pointer_parameter).await?;
-        Ok(Observation { image, account, region, findings, ami, current, pointer_value })
+        let pointer_value =
+            ssm::read_pointer(&self.clients.ssm, &self.config.pointer_parameter).await?;
+        Ok(Observation {
+            image,
+            account,
+            region,
+            findings,
+            ami,
+            current,
+            pointer_value,
+        })
     }
 
     /// Dry run: observe and decide as usual, then log and notify the plan. Changes nothing.
-    async fn plan_only(&self, image: &ImageFacts, region: &str, account: &str, now: DateTime<Utc>) -> Result<Outcome, PromoteError> {
+    async fn plan_only(
+        &self,
+        image: &ImageFacts,
+        region: &str,
+        account: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PromoteError> {
         let decision = if image.status == "AVAILABLE" {
             let current = self.ledger.current(&self.config.pointer_parameter).await?;
             let obs = self.observe(image, region, account, current).await?;
             decide(&obs, &self.policy(), now)
         } else {
-            decide(&self.bare_observation(image, region, account), &self.policy(), now)
+            decide(
+                &self.bare_observation(image, region, account),
+                &self.policy(),
+                now,
+            )
         };
-        self.report(image, &decision, region, account, now, true).await
+        self.report(image, &decision, region, account, now, true)
+            .await
     }
 
     /// Applies a promotion. Order matters: the AMI is tagged before the pointer moves, and the
     /// pointer is read back before anything else is recorded.
-    async fn promote(&self, image: &ImageFacts, p: &Promotion, owner: &str, now: DateTime<Utc>) -> Result<Outcome, PromoteError> {
+    async fn promote(
+        &self,
+        image: &ImageFacts,
+        p: &Promotion,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PromoteError> {
         let pointer = &self.config.pointer_parameter;
         let clients = &self.clients;
 
@@ -265,13 +377,22 @@ impl Promoter {
         info!(ami = %p.ami_id, "tagged as promoted");
 
         let version = ssm::write_pointer(&clients.ssm, pointer, &p.ami_id).await?;
-        match ssm::confirm_pointer(&clients.ssm, pointer, &p.ami_id, self.config.readback_timeout).await? {
-            Ok(()) => info!(pointer = %pointer, version, ami = %p.ami_id, "pointer read back and holds the new AMI"),
+        match ssm::confirm_pointer(
+            &clients.ssm,
+            pointer,
+            &p.ami_id,
+            self.config.readback_timeout,
+        )
+        .await?
+        {
+            Ok(()) => {
+                info!(pointer = %pointer, version, ami = %p.ami_id, "pointer read back: new AMI")
+            }
             Err(seen) => {
                 let seen = seen.unwrap_or_else(|| "nothing".into());
                 let failed_tags = vec![(tags::STATUS.to_string(), tags::FAILED.to_string())];
                 if let Err(e) = ec2::tag_ami(&clients.ec2, &p.ami_id, &failed_tags).await {
-                    warn!(ami = %p.ami_id, error = %e, "could not mark the AMI as promotion-failed");
+                    warn!(ami = %p.ami_id, error = %e, "could not tag the AMI promotion-failed");
                 }
                 let err = PromoteError::PointerNotUpdated {
                     pointer: pointer.clone(),
@@ -303,15 +424,22 @@ impl Promoter {
         }
 
         let mut warnings = Vec::new();
-        if p.previous_ami.is_some() && version > 1 {
-            // The version before ours holds the previous AMI; the label makes rollback one command.
-            if let Err(e) = ssm::label_version(&clients.ssm, pointer, version - 1, ssm::PREVIOUS_LABEL).await {
+        if let Some(previous) = &p.previous_ami {
+            // The label makes rollback one command. Look the version up rather than assuming
+            // `version - 1`: a retried promotion may already have written the new AMI once.
+            if let Err(e) = self.label_previous(previous, version).await {
                 warnings.push(format!("could not label the previous pointer version: {e}"));
             }
         }
 
-        let promoted = CurrentPromotion { image_arn: p.image_arn.clone(), version: p.version, ami_id: p.ami_id.clone() };
-        self.ledger.commit_pointer(pointer, owner, &promoted, now).await?;
+        let promoted = CurrentPromotion {
+            image_arn: p.image_arn.clone(),
+            version: p.version,
+            ami_id: p.ami_id.clone(),
+        };
+        self.ledger
+            .commit_pointer(pointer, owner, &promoted, now)
+            .await?;
 
         if let Some(previous) = &p.previous_ami {
             warnings.extend(self.retire(previous, p).await);
@@ -322,7 +450,10 @@ impl Promoter {
 
         let mut outcome = Outcome {
             decision: "promote".into(),
-            reason: format!("image {} passed tests and scan; pointer now names {}", image.version, p.ami_id),
+            reason: format!(
+                "image {} passed tests and scan; pointer now names {}",
+                image.version, p.ami_id
+            ),
             image_arn: Some(image.arn.clone()),
             ami_id: Some(p.ami_id.clone()),
             previous_ami: p.previous_ami.clone(),
@@ -331,9 +462,34 @@ impl Promoter {
             warnings,
         };
         let n = self.promotion_notice(image, p, &outcome.warnings, false, now);
-        outcome.notification_id = Some(sns::publish(&clients.sns, &self.config.topic_arn, &n).await?);
-        info!(image = %image.arn, ami = %p.ami_id, previous = p.previous_ami.as_deref().unwrap_or("-"), "promoted");
+        outcome.notification_id =
+            Some(sns::publish(&clients.sns, &self.config.topic_arn, &n).await?);
+        let previous = p.previous_ami.as_deref().unwrap_or("-");
+        info!(image = %image.arn, ami = %p.ami_id, previous, "promoted");
         Ok(outcome)
+    }
+
+    async fn label_previous(&self, previous: &str, new_version: i64) -> Result<(), AwsError> {
+        let pointer = &self.config.pointer_parameter;
+        let history = ssm::history(&self.clients.ssm, pointer).await?;
+        let Some(held) = history
+            .iter()
+            .rev()
+            .find(|v| v.version < new_version && v.value == previous)
+        else {
+            return Err(AwsError::plain(
+                "GetParameterHistory",
+                pointer.as_str(),
+                format!("no earlier version holds {previous}"),
+            ));
+        };
+        ssm::label_version(
+            &self.clients.ssm,
+            pointer,
+            held.version,
+            ssm::PREVIOUS_LABEL,
+        )
+        .await
     }
 
     /// Tags the previous AMI as retired and schedules its deprecation. Failures are reported,
@@ -342,14 +498,23 @@ impl Promoter {
         let mut warnings = Vec::new();
         match ec2::describe_ami(&self.clients.ec2, previous).await {
             Ok(Some(_)) => {}
-            Ok(None) => return vec![format!("previous AMI {previous} no longer exists; nothing to retire")],
+            Ok(None) => {
+                return vec![format!(
+                    "previous AMI {previous} no longer exists; nothing to retire"
+                )]
+            }
             Err(e) => return vec![format!("could not look up previous AMI {previous}: {e}")],
         }
         if let Err(e) = ec2::tag_ami(&self.clients.ec2, previous, &p.retire_tags).await {
-            warnings.push(format!("could not tag previous AMI {previous} as retired: {e}"));
+            warnings.push(format!(
+                "could not tag previous AMI {previous} as retired: {e}"
+            ));
         }
         match ec2::deprecate_ami(&self.clients.ec2, previous, p.deprecate_previous_at).await {
-            Ok(()) => info!(ami = %previous, at = %timestamp(p.deprecate_previous_at), "previous AMI retired"),
+            Ok(()) => {
+                let at = timestamp(p.deprecate_previous_at);
+                info!(ami = %previous, %at, "previous AMI retired")
+            }
             Err(e) => warnings.push(format!(
                 "could not schedule deprecation of {previous} at {}: {e}",
                 timestamp(p.deprecate_previous_at)
@@ -359,10 +524,14 @@ impl Promoter {
     }
 
     fn pipeline_name(&self, image: &ImageFacts) -> String {
-        image
-            .pipeline_name
-            .clone()
-            .unwrap_or_else(|| self.config.pipeline_arn.rsplit('/').next().unwrap_or("unknown").to_string())
+        image.pipeline_name.clone().unwrap_or_else(|| {
+            self.config
+                .pipeline_arn
+                .rsplit('/')
+                .next()
+                .unwrap_or("unknown")
+                .to_string()
+        })
     }
 
     fn rollback_command(&self) -> String {
@@ -374,7 +543,14 @@ impl Promoter {
         )
     }
 
-    fn promotion_notice(&self, image: &ImageFacts, p: &Promotion, warnings: &[String], dry_run: bool, now: DateTime<Utc>) -> Notification {
+    fn promotion_notice(
+        &self,
+        image: &ImageFacts,
+        p: &Promotion,
+        warnings: &[String],
+        dry_run: bool,
+        now: DateTime<Utc>,
+    ) -> Notification {
         let headline = if dry_run {
             "DRY RUN: this image would be promoted. Nothing was changed."
         } else {
@@ -387,35 +563,63 @@ impl Promoter {
             .line("AMI", &p.ami_id)
             .line("Pointer", &self.config.pointer_parameter)
             .line("Promoted at", timestamp(now))
-            .line("Findings", p.findings.as_ref().map(|f| f.summary()).unwrap_or_else(|| "no completed scan".into()));
+            .line(
+                "Findings",
+                p.findings
+                    .as_ref()
+                    .map(|f| f.summary())
+                    .unwrap_or_else(|| "no completed scan".into()),
+            );
         if let Some(w) = &p.scan_waived {
             body = body.line("Scan", w);
         }
         body = match &p.previous_ami {
-            Some(prev) => body
-                .line("Previous AMI", prev)
-                .line("Previous AMI deprecates at", timestamp(p.deprecate_previous_at)),
+            Some(prev) => body.line("Previous AMI", prev).line(
+                "Previous AMI deprecates at",
+                timestamp(p.deprecate_previous_at),
+            ),
             None => body.line("Previous AMI", "none (first promotion)"),
         };
         if !p.remote_amis.is_empty() {
             let list: Vec<String> = p
                 .remote_amis
                 .iter()
-                .map(|a| format!("  {} in {} (account {})", a.ami_id, a.region, a.account_id.as_deref().unwrap_or("?")))
+                .map(|a| {
+                    format!(
+                        "  {} in {} (account {})",
+                        a.ami_id,
+                        a.region,
+                        a.account_id.as_deref().unwrap_or("?")
+                    )
+                })
                 .collect();
-            body = body.paragraph(&format!("Also distributed, left untouched:\n{}", list.join("\n")));
+            body = body.paragraph(&format!(
+                "Also distributed, left untouched:\n{}",
+                list.join("\n")
+            ));
         }
         if p.previous_ami.is_some() {
-            body = body.paragraph(&format!("Roll back to the previous AMI:\n  {}", self.rollback_command()));
+            body = body.paragraph(&format!(
+                "Roll back to the previous AMI:\n  {}",
+                self.rollback_command()
+            ));
         }
         if !warnings.is_empty() {
             body = body.paragraph(&format!("Warnings:\n  {}", warnings.join("\n  ")));
         }
-        let prefix = if dry_run { "[dry run] Would promote" } else { "Promoted" };
+        let prefix = if dry_run {
+            "[dry run] Would promote"
+        } else {
+            "Promoted"
+        };
         Notification::new(
             &format!("{prefix} {} {} ({})", image.name, image.version, p.ami_id),
             body.finish(),
-            if dry_run { "image.dry-run" } else { "image.promoted" },
+            if dry_run {
+                "image.dry-run"
+            } else {
+                "image.promoted"
+            },
             &self.pipeline_name(image),
             Level::Info,
         )
@@ -439,22 +643,35 @@ impl Promoter {
             ),
             Decision::Defer { reason } => (reason.clone(), None),
             Decision::Ignore { reason } => (reason.clone(), None),
-            Decision::AlreadyCurrent => ("this image is already the promoted one".to_string(), None),
+            Decision::AlreadyCurrent => {
+                ("this image is already the promoted one".to_string(), None)
+            }
             Decision::Block { reason } => {
                 let text = reason.describe();
                 let level = match reason {
-                    crate::promotion::BlockReason::Findings { counts, .. } if counts.critical > 0 => Level::Critical,
+                    crate::promotion::BlockReason::Findings { counts, .. }
+                        if counts.critical > 0 =>
+                    {
+                        Level::Critical
+                    }
                     _ => Level::Warning,
                 };
-                let body = Body::new("This image was built but is NOT promoted; the pointer is unchanged.")
-                    .line("Image", &image.name)
-                    .line("Version", image.version)
-                    .line("Image ARN", &image.arn)
-                    .line("Why", &text)
-                    .line("AMIs", ami_list(image))
-                    .finish();
+                let body = Body::new(
+                    "This image was built but is NOT promoted; the pointer is unchanged.",
+                )
+                .line("Image", &image.name)
+                .line("Version", image.version)
+                .line("Image ARN", &image.arn)
+                .line("Why", &text)
+                .line("AMIs", ami_list(image))
+                .finish();
                 let n = Notification::new(
-                    &format!("Not promoted: {} {}: {}", image.name, image.version, reason.code()),
+                    &format!(
+                        "Not promoted: {} {}: {}",
+                        image.name,
+                        image.version,
+                        reason.code()
+                    ),
                     body,
                     "image.promotion-blocked",
                     &self.pipeline_name(image),
@@ -469,13 +686,18 @@ impl Promoter {
                     "{} is older than the promoted {} ({}); the pointer never moves back",
                     image.version, current.version, current.ami_id
                 );
-                let body = Body::new("An older build finished after a newer one was promoted; it is not promoted.")
-                    .line("Image ARN", &image.arn)
-                    .line("Promoted image", &current.image_arn)
-                    .line("Promoted AMI", &current.ami_id)
-                    .finish();
+                let body = Body::new(
+                    "An older build finished after a newer one was promoted; it is not promoted.",
+                )
+                .line("Image ARN", &image.arn)
+                .line("Promoted image", &current.image_arn)
+                .line("Promoted AMI", &current.ami_id)
+                .finish();
                 let n = Notification::new(
-                    &format!("Not promoted (older build): {} {}", image.name, image.version),
+                    &format!(
+                        "Not promoted (older build): {} {}",
+                        image.name, image.version
+                    ),
                     body,
                     "image.promotion-stale",
                     &self.pipeline_name(image),
@@ -511,16 +733,26 @@ impl Promoter {
 
         info!(image = %image.arn, decision = decision.label(), dry_run, %reason, "decided");
         let notice = if dry_run {
-            notice.or_else(|| {
-                Some(Notification::new(
-                    &format!("[dry run] {} {} {}", decision.label(), image.name, image.version),
-                    Body::new("DRY RUN: nothing was changed.").line("Image ARN", &image.arn).line("Decision", decision.label()).line("Why", &reason).finish(),
-                    "image.dry-run",
-                    &self.pipeline_name(image),
-                    Level::Info,
-                ))
-            })
-            .map(|n| n.with_attribute("planned", decision.label()))
+            notice
+                .or_else(|| {
+                    Some(Notification::new(
+                        &format!(
+                            "[dry run] {} {} {}",
+                            decision.label(),
+                            image.name,
+                            image.version
+                        ),
+                        Body::new("DRY RUN: nothing was changed.")
+                            .line("Image ARN", &image.arn)
+                            .line("Decision", decision.label())
+                            .line("Why", &reason)
+                            .finish(),
+                        "image.dry-run",
+                        &self.pipeline_name(image),
+                        Level::Info,
+                    ))
+                })
+                .map(|n| n.with_attribute("planned", decision.label()))
         } else {
             notice
         };
@@ -545,7 +777,12 @@ fn ami_list(image: &ImageFacts) -> String {
     if image.amis.is_empty() {
         return "none".into();
     }
-    image.amis.iter().map(|a| format!("{} ({})", a.ami_id, a.region)).collect::<Vec<_>>().join(", ")
+    image
+        .amis
+        .iter()
+        .map(|a| format!("{} ({})", a.ami_id, a.region))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `arn:<partition>:imagebuilder:<region>:<account>:image/...`

@@ -73,28 +73,53 @@ pub struct Promotion {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockReason {
     TestsDisabled,
-    NoAmiHere { regions: Vec<String> },
-    AmiMissing { ami_id: String },
-    AmiNotAvailable { ami_id: String, state: String },
-    AmiNotOwned { ami_id: String, owner: Option<String> },
-    AmiQuarantined { ami_id: String },
+    NoAmiHere {
+        regions: Vec<String>,
+    },
+    AmiMissing {
+        ami_id: String,
+    },
+    AmiNotAvailable {
+        ami_id: String,
+        state: String,
+    },
+    AmiNotOwned {
+        ami_id: String,
+        owner: Option<String>,
+    },
+    AmiQuarantined {
+        ami_id: String,
+    },
     ScanOff,
-    ScanIncomplete { status: String, reason: Option<String> },
-    Findings { counts: FindingCounts, threshold: Severity },
+    ScanIncomplete {
+        status: String,
+        reason: Option<String>,
+    },
+    Findings {
+        counts: FindingCounts,
+        threshold: Severity,
+    },
 }
 
 impl BlockReason {
     pub fn describe(&self) -> String {
         match self {
             BlockReason::TestsDisabled => {
-                "image tests were not enabled for this build, so nothing proves the AMI works".into()
+                "image tests were not enabled for this build, so nothing proves the AMI works"
+                    .into()
             }
             BlockReason::NoAmiHere { regions } => format!(
                 "the image produced no AMI for this account and region (AMIs exist in: {})",
-                if regions.is_empty() { "none".to_string() } else { regions.join(", ") }
+                if regions.is_empty() {
+                    "none".to_string()
+                } else {
+                    regions.join(", ")
+                }
             ),
             BlockReason::AmiMissing { ami_id } => {
-                format!("AMI {ami_id} is listed by Image Builder but EC2 does not know it (deregistered?)")
+                format!(
+                    "AMI {ami_id} is listed by Image Builder but unknown to EC2 (deregistered?)"
+                )
             }
             BlockReason::AmiNotAvailable { ami_id, state } => {
                 format!("AMI {ami_id} is in state `{state}`, not `available`")
@@ -103,11 +128,18 @@ impl BlockReason {
                 "AMI {ami_id} is owned by account {}, not this one",
                 owner.as_deref().unwrap_or("(unknown)")
             ),
-            BlockReason::AmiQuarantined { ami_id } => format!("AMI {ami_id} is tagged as quarantined"),
-            BlockReason::ScanOff => "image scanning was switched off for this build and a scan is required".into(),
+            BlockReason::AmiQuarantined { ami_id } => {
+                format!("AMI {ami_id} is tagged as quarantined")
+            }
+            BlockReason::ScanOff => {
+                "image scanning was switched off for this build and a scan is required".into()
+            }
             BlockReason::ScanIncomplete { status, reason } => format!(
                 "the vulnerability scan ended as {status} without completing{}",
-                reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
             ),
             BlockReason::Findings { counts, threshold } => format!(
                 "{} finding(s) at or above {threshold} ({})",
@@ -137,16 +169,27 @@ impl BlockReason {
 pub enum Decision {
     Promote(Box<Promotion>),
     /// Not yet: something is still running. A later event looks again.
-    Defer { reason: String },
-    Block { reason: BlockReason },
+    Defer {
+        reason: String,
+    },
+    Block {
+        reason: BlockReason,
+    },
     /// An older build than the one already promoted: the pointer never moves back.
-    Stale { current: CurrentPromotion },
+    Stale {
+        current: CurrentPromotion,
+    },
     /// This image is already the promoted one.
     AlreadyCurrent,
     /// The build failed or was cancelled.
-    Alert { status: String, reason: String },
+    Alert {
+        status: String,
+        reason: String,
+    },
     /// Nothing to do; the reason is logged.
-    Ignore { reason: String },
+    Ignore {
+        reason: String,
+    },
 }
 
 impl Decision {
@@ -184,7 +227,9 @@ pub fn decide(obs: &Observation<'_>, policy: &GatePolicy, now: DateTime<Utc>) ->
         }
         other => {
             return Decision::Ignore {
-                reason: format!("image status is {other}; only AVAILABLE, FAILED and CANCELLED are acted on"),
+                reason: format!(
+                    "image status is {other}; only AVAILABLE, FAILED and CANCELLED are acted on"
+                ),
             }
         }
     }
@@ -195,64 +240,104 @@ pub fn decide(obs: &Observation<'_>, policy: &GatePolicy, now: DateTime<Utc>) ->
             return Decision::AlreadyCurrent;
         }
         if current.version >= image.version {
-            return Decision::Stale { current: current.clone() };
+            return Decision::Stale {
+                current: current.clone(),
+            };
         }
     }
 
     if !image.tests_enabled {
-        return Decision::Block { reason: BlockReason::TestsDisabled };
+        return Decision::Block {
+            reason: BlockReason::TestsDisabled,
+        };
     }
 
     let Some(local) = image.local_ami(obs.account, obs.region) else {
         return Decision::Block {
             reason: BlockReason::NoAmiHere {
-                regions: image.amis.iter().map(|a| format!("{} ({})", a.region, a.ami_id)).collect(),
+                regions: image
+                    .amis
+                    .iter()
+                    .map(|a| format!("{} ({})", a.region, a.ami_id))
+                    .collect(),
             },
         };
     };
     let Some(ami) = &obs.ami else {
-        return Decision::Block { reason: BlockReason::AmiMissing { ami_id: local.ami_id.clone() } };
+        return Decision::Block {
+            reason: BlockReason::AmiMissing {
+                ami_id: local.ami_id.clone(),
+            },
+        };
     };
     match ami.state.as_str() {
         "available" => {}
         "pending" => {
-            return Decision::Defer { reason: format!("AMI {} is still pending", ami.ami_id) };
+            return Decision::Defer {
+                reason: format!("AMI {} is still pending", ami.ami_id),
+            };
         }
         state => {
             return Decision::Block {
-                reason: BlockReason::AmiNotAvailable { ami_id: ami.ami_id.clone(), state: state.into() },
+                reason: BlockReason::AmiNotAvailable {
+                    ami_id: ami.ami_id.clone(),
+                    state: state.into(),
+                },
             }
         }
     }
     if ami.owner_id.as_deref() != Some(obs.account) {
         return Decision::Block {
-            reason: BlockReason::AmiNotOwned { ami_id: ami.ami_id.clone(), owner: ami.owner_id.clone() },
+            reason: BlockReason::AmiNotOwned {
+                ami_id: ami.ami_id.clone(),
+                owner: ami.owner_id.clone(),
+            },
         };
     }
     if ami.tag(tags::QUARANTINE).is_some() {
-        return Decision::Block { reason: BlockReason::AmiQuarantined { ami_id: ami.ami_id.clone() } };
+        return Decision::Block {
+            reason: BlockReason::AmiQuarantined {
+                ami_id: ami.ami_id.clone(),
+            },
+        };
     }
 
     let mut scan_waived = None;
-    let scan_status = image.scan_status.as_deref().filter(|_| image.scanning_enabled);
+    let scan_status = image
+        .scan_status
+        .as_deref()
+        .filter(|_| image.scanning_enabled);
     match scan_status {
         None => {
             if policy.require_scan {
-                return Decision::Block { reason: BlockReason::ScanOff };
+                return Decision::Block {
+                    reason: BlockReason::ScanOff,
+                };
             }
-            scan_waived = Some("image scanning was switched off; promoted because scans are not required".into());
+            scan_waived = Some(
+                "image scanning was switched off; promoted because scans are not required".into(),
+            );
         }
         Some(s) if SCAN_RUNNING.contains(&s) => {
-            return Decision::Defer { reason: format!("the vulnerability scan is still {s}") };
+            return Decision::Defer {
+                reason: format!("the vulnerability scan is still {s}"),
+            };
         }
         Some("COMPLETED") => match &obs.findings {
             Some(counts) if counts.at_or_above(policy.severity_threshold) > 0 => {
                 return Decision::Block {
-                    reason: BlockReason::Findings { counts: counts.clone(), threshold: policy.severity_threshold },
+                    reason: BlockReason::Findings {
+                        counts: counts.clone(),
+                        threshold: policy.severity_threshold,
+                    },
                 };
             }
             Some(_) => {}
-            None => return Decision::Defer { reason: "scan findings were not listed yet".into() },
+            None => {
+                return Decision::Defer {
+                    reason: "scan findings were not listed yet".into(),
+                }
+            }
         },
         Some(s) => {
             let known = SCAN_ENDED_INCOMPLETE.contains(&s);
@@ -264,12 +349,24 @@ pub fn decide(obs: &Observation<'_>, policy: &GatePolicy, now: DateTime<Utc>) ->
                     },
                 };
             }
-            scan_waived = Some(format!("the scan ended as {s}; promoted because scans are not required"));
+            scan_waived = Some(format!(
+                "the scan ended as {s}; promoted because scans are not required"
+            ));
         }
     }
 
     let promoted_at = timestamp(now);
-    let previous_ami = obs.pointer_value.clone().filter(|p| *p != local.ami_id);
+    // When a retried promotion already moved the pointer, the ledger still knows what it held.
+    let previous_ami = obs
+        .pointer_value
+        .clone()
+        .filter(|p| *p != local.ami_id)
+        .or_else(|| {
+            obs.current
+                .as_ref()
+                .map(|c| c.ami_id.clone())
+                .filter(|a| *a != local.ami_id)
+        });
     Decision::Promote(Box::new(Promotion {
         image_arn: image.arn.clone(),
         version: image.version,
@@ -288,19 +385,28 @@ pub fn decide(obs: &Observation<'_>, policy: &GatePolicy, now: DateTime<Utc>) ->
         ],
         previous_ami,
         deprecate_previous_at: now + Duration::days(i64::from(policy.deprecate_after_days)),
-        remote_amis: image.remote_amis(obs.account, obs.region).into_iter().cloned().collect(),
+        remote_amis: image
+            .remote_amis(obs.account, obs.region)
+            .into_iter()
+            .cloned()
+            .collect(),
         findings: obs.findings.clone(),
         scan_waived,
     }))
 }
 
 fn failure_text(image: &ImageFacts) -> String {
-    let mut text = image.reason.clone().unwrap_or_else(|| "Image Builder gave no reason".into());
+    let mut text = image
+        .reason
+        .clone()
+        .unwrap_or_else(|| "Image Builder gave no reason".into());
     if let Some(f) = &image.failure {
         let parts: Vec<String> = [
             f.stage.as_ref().map(|s| format!("stage {s}")),
             f.failed_step.as_ref().map(|s| format!("step {s}")),
-            f.workflow_execution_id.as_ref().map(|s| format!("workflow execution {s}")),
+            f.workflow_execution_id
+                .as_ref()
+                .map(|s| format!("workflow execution {s}")),
             f.detail.clone(),
         ]
         .into_iter()
@@ -328,9 +434,16 @@ mod tests {
 
     fn image(build: u32) -> ImageFacts {
         ImageFacts {
-            arn: format!("arn:aws:imagebuilder:us-east-1:{ACCOUNT}:image/vscode-host/1.0.0/{build}"),
+            arn: format!(
+                "arn:aws:imagebuilder:us-east-1:{ACCOUNT}:image/vscode-host/1.0.0/{build}"
+            ),
             name: "vscode-host".into(),
-            version: BuildVersion { major: 1, minor: 0, patch: 0, build },
+            version: BuildVersion {
+                major: 1,
+                minor: 0,
+                patch: 0,
+                build,
+            },
             status: "AVAILABLE".into(),
             reason: None,
             failure: None,
@@ -341,18 +454,38 @@ mod tests {
             scan_status: Some("COMPLETED".into()),
             scan_reason: None,
             amis: vec![
-                OutputAmi { region: REGION.into(), account_id: Some(ACCOUNT.into()), ami_id: "ami-new".into(), name: None },
-                OutputAmi { region: "eu-west-1".into(), account_id: Some(ACCOUNT.into()), ami_id: "ami-eu".into(), name: None },
+                OutputAmi {
+                    region: REGION.into(),
+                    account_id: Some(ACCOUNT.into()),
+                    ami_id: "ami-new".into(),
+                    name: None,
+                },
+                OutputAmi {
+                    region: "eu-west-1".into(),
+                    account_id: Some(ACCOUNT.into()),
+                    ami_id: "ami-eu".into(),
+                    name: None,
+                },
             ],
         }
     }
 
     fn ami(state: &str) -> AmiFacts {
-        AmiFacts { ami_id: "ami-new".into(), state: state.into(), owner_id: Some(ACCOUNT.into()), deprecation_time: None, tags: vec![] }
+        AmiFacts {
+            ami_id: "ami-new".into(),
+            state: state.into(),
+            owner_id: Some(ACCOUNT.into()),
+            deprecation_time: None,
+            tags: vec![],
+        }
     }
 
     fn policy() -> GatePolicy {
-        GatePolicy { severity_threshold: Severity::High, require_scan: true, deprecate_after_days: 30 }
+        GatePolicy {
+            severity_threshold: Severity::High,
+            require_scan: true,
+            deprecate_after_days: 30,
+        }
     }
 
     fn observe(image: &ImageFacts) -> Observation<'_> {
@@ -360,7 +493,10 @@ mod tests {
             image,
             account: ACCOUNT,
             region: REGION,
-            findings: Some(FindingCounts { medium: 3, ..Default::default() }),
+            findings: Some(FindingCounts {
+                medium: 3,
+                ..Default::default()
+            }),
             ami: Some(ami("available")),
             current: None,
             pointer_value: Some("ami-old".into()),
@@ -368,19 +504,41 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-12-04T04:00:00Z").unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339("2026-12-04T04:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]
     fn promotes_a_tested_clean_image_and_retires_the_previous_ami() {
         let img = image(7);
-        let Decision::Promote(p) = decide(&observe(&img), &policy(), now()) else { panic!() };
+        let Decision::Promote(p) = decide(&observe(&img), &policy(), now()) else {
+            panic!()
+        };
         assert_eq!(p.ami_id, "ami-new");
         assert_eq!(p.previous_ami.as_deref(), Some("ami-old"));
         assert_eq!(p.remote_amis.len(), 1);
         assert_eq!(p.remote_amis[0].ami_id, "ami-eu");
         assert_eq!(timestamp(p.deprecate_previous_at), "2027-01-03T04:00:00Z");
-        assert!(p.ami_tags.contains(&(tags::BUILD_VERSION.into(), "1.0.0/7".into())));
+        assert!(p
+            .ami_tags
+            .contains(&(tags::BUILD_VERSION.into(), "1.0.0/7".into())));
+    }
+
+    #[test]
+    fn a_retry_after_the_pointer_moved_still_retires_what_the_ledger_last_promoted() {
+        let img = image(7);
+        let mut obs = observe(&img);
+        obs.pointer_value = Some("ami-new".into());
+        obs.current = Some(CurrentPromotion {
+            image_arn: image(6).arn,
+            version: image(6).version,
+            ami_id: "ami-old".into(),
+        });
+        let Decision::Promote(p) = decide(&obs, &policy(), now()) else {
+            panic!()
+        };
+        assert_eq!(p.previous_ami.as_deref(), Some("ami-old"));
     }
 
     #[test]
@@ -392,14 +550,21 @@ mod tests {
             version: image(7).version,
             ami_id: "ami-old".into(),
         });
-        assert!(matches!(decide(&obs, &policy(), now()), Decision::Stale { .. }));
+        assert!(matches!(
+            decide(&obs, &policy(), now()),
+            Decision::Stale { .. }
+        ));
     }
 
     #[test]
     fn the_promoted_image_seen_again_is_already_current() {
         let img = image(7);
         let mut obs = observe(&img);
-        obs.current = Some(CurrentPromotion { image_arn: img.arn.clone(), version: img.version, ami_id: "ami-new".into() });
+        obs.current = Some(CurrentPromotion {
+            image_arn: img.arn.clone(),
+            version: img.version,
+            ami_id: "ami-new".into(),
+        });
         assert_eq!(decide(&obs, &policy(), now()), Decision::AlreadyCurrent);
     }
 
@@ -407,25 +572,44 @@ mod tests {
     fn a_scan_still_running_defers() {
         let mut img = image(7);
         img.scan_status = Some("SCANNING".into());
-        assert!(matches!(decide(&observe(&img), &policy(), now()), Decision::Defer { .. }));
+        assert!(matches!(
+            decide(&observe(&img), &policy(), now()),
+            Decision::Defer { .. }
+        ));
     }
 
     #[test]
     fn a_high_finding_blocks_at_the_default_threshold() {
         let img = image(7);
         let mut obs = observe(&img);
-        obs.findings = Some(FindingCounts { high: 1, ..Default::default() });
-        let Decision::Block { reason } = decide(&obs, &policy(), now()) else { panic!() };
+        obs.findings = Some(FindingCounts {
+            high: 1,
+            ..Default::default()
+        });
+        let Decision::Block { reason } = decide(&obs, &policy(), now()) else {
+            panic!()
+        };
         assert_eq!(reason.code(), "findings");
-        assert!(reason.describe().starts_with("1 finding(s) at or above HIGH"));
+        assert!(reason
+            .describe()
+            .starts_with("1 finding(s) at or above HIGH"));
     }
 
     #[test]
     fn medium_findings_pass_at_high_but_block_at_medium() {
         let img = image(7);
-        assert!(matches!(decide(&observe(&img), &policy(), now()), Decision::Promote(_)));
-        let strict = GatePolicy { severity_threshold: Severity::Medium, ..policy() };
-        assert!(matches!(decide(&observe(&img), &strict, now()), Decision::Block { .. }));
+        assert!(matches!(
+            decide(&observe(&img), &policy(), now()),
+            Decision::Promote(_)
+        ));
+        let strict = GatePolicy {
+            severity_threshold: Severity::Medium,
+            ..policy()
+        };
+        assert!(matches!(
+            decide(&observe(&img), &strict, now()),
+            Decision::Block { .. }
+        ));
     }
 
     #[test]
@@ -433,11 +617,21 @@ mod tests {
         let mut img = image(7);
         img.scan_status = Some("ABANDONED".into());
         img.scan_reason = Some("instance terminated".into());
-        let Decision::Block { reason } = decide(&observe(&img), &policy(), now()) else { panic!() };
-        assert!(reason.describe().contains("ABANDONED") && reason.describe().contains("instance terminated"));
+        let Decision::Block { reason } = decide(&observe(&img), &policy(), now()) else {
+            panic!()
+        };
+        assert!(
+            reason.describe().contains("ABANDONED")
+                && reason.describe().contains("instance terminated")
+        );
 
-        let lenient = GatePolicy { require_scan: false, ..policy() };
-        let Decision::Promote(p) = decide(&observe(&img), &lenient, now()) else { panic!() };
+        let lenient = GatePolicy {
+            require_scan: false,
+            ..policy()
+        };
+        let Decision::Promote(p) = decide(&observe(&img), &lenient, now()) else {
+            panic!()
+        };
         assert!(p.scan_waived.unwrap().contains("ABANDONED"));
     }
 
@@ -446,22 +640,38 @@ mod tests {
         let mut img = image(7);
         img.scanning_enabled = false;
         img.scan_status = None;
-        assert_eq!(decide(&observe(&img), &policy(), now()), Decision::Block { reason: BlockReason::ScanOff });
+        assert_eq!(
+            decide(&observe(&img), &policy(), now()),
+            Decision::Block {
+                reason: BlockReason::ScanOff
+            }
+        );
     }
 
     #[test]
     fn an_unknown_scan_status_blocks_even_when_scans_are_optional() {
         let mut img = image(7);
         img.scan_status = Some("SOMETHING_NEW".into());
-        let lenient = GatePolicy { require_scan: false, ..policy() };
-        assert!(matches!(decide(&observe(&img), &lenient, now()), Decision::Block { .. }));
+        let lenient = GatePolicy {
+            require_scan: false,
+            ..policy()
+        };
+        assert!(matches!(
+            decide(&observe(&img), &lenient, now()),
+            Decision::Block { .. }
+        ));
     }
 
     #[test]
     fn tests_disabled_blocks() {
         let mut img = image(7);
         img.tests_enabled = false;
-        assert_eq!(decide(&observe(&img), &policy(), now()), Decision::Block { reason: BlockReason::TestsDisabled });
+        assert_eq!(
+            decide(&observe(&img), &policy(), now()),
+            Decision::Block {
+                reason: BlockReason::TestsDisabled
+            }
+        );
     }
 
     #[test]
@@ -469,26 +679,52 @@ mod tests {
         let img = image(7);
         let mut obs = observe(&img);
         obs.ami = None;
-        assert!(matches!(decide(&obs, &policy(), now()), Decision::Block { reason: BlockReason::AmiMissing { .. } }));
+        assert!(matches!(
+            decide(&obs, &policy(), now()),
+            Decision::Block {
+                reason: BlockReason::AmiMissing { .. }
+            }
+        ));
         obs.ami = Some(ami("pending"));
-        assert!(matches!(decide(&obs, &policy(), now()), Decision::Defer { .. }));
+        assert!(matches!(
+            decide(&obs, &policy(), now()),
+            Decision::Defer { .. }
+        ));
     }
 
     #[test]
     fn an_ami_of_another_owner_or_in_quarantine_blocks() {
         let img = image(7);
         let mut obs = observe(&img);
-        obs.ami = Some(AmiFacts { owner_id: Some("999999999999".into()), ..ami("available") });
-        assert!(matches!(decide(&obs, &policy(), now()), Decision::Block { reason: BlockReason::AmiNotOwned { .. } }));
-        obs.ami = Some(AmiFacts { tags: vec![(tags::QUARANTINE.into(), "CVE".into())], ..ami("available") });
-        assert!(matches!(decide(&obs, &policy(), now()), Decision::Block { reason: BlockReason::AmiQuarantined { .. } }));
+        obs.ami = Some(AmiFacts {
+            owner_id: Some("999999999999".into()),
+            ..ami("available")
+        });
+        assert!(matches!(
+            decide(&obs, &policy(), now()),
+            Decision::Block {
+                reason: BlockReason::AmiNotOwned { .. }
+            }
+        ));
+        obs.ami = Some(AmiFacts {
+            tags: vec![(tags::QUARANTINE.into(), "CVE".into())],
+            ..ami("available")
+        });
+        assert!(matches!(
+            decide(&obs, &policy(), now()),
+            Decision::Block {
+                reason: BlockReason::AmiQuarantined { .. }
+            }
+        ));
     }
 
     #[test]
     fn no_ami_in_this_region_blocks_and_lists_where_they_are() {
         let mut img = image(7);
         img.amis.retain(|a| a.region != REGION);
-        let Decision::Block { reason } = decide(&observe(&img), &policy(), now()) else { panic!() };
+        let Decision::Block { reason } = decide(&observe(&img), &policy(), now()) else {
+            panic!()
+        };
         assert!(reason.describe().contains("eu-west-1 (ami-eu)"));
     }
 
@@ -497,8 +733,14 @@ mod tests {
         let mut img = image(7);
         img.status = "FAILED".into();
         img.reason = Some("Image test failed".into());
-        img.failure = Some(FailureContext { stage: Some("TESTING".into()), failed_step: Some("RunTests".into()), ..Default::default() });
-        let Decision::Alert { reason, .. } = decide(&observe(&img), &policy(), now()) else { panic!() };
+        img.failure = Some(FailureContext {
+            stage: Some("TESTING".into()),
+            failed_step: Some("RunTests".into()),
+            ..Default::default()
+        });
+        let Decision::Alert { reason, .. } = decide(&observe(&img), &policy(), now()) else {
+            panic!()
+        };
         assert_eq!(reason, "Image test failed (stage TESTING; step RunTests)");
     }
 
@@ -506,6 +748,9 @@ mod tests {
     fn statuses_it_does_not_act_on_are_ignored() {
         let mut img = image(7);
         img.status = "DEPRECATED".into();
-        assert!(matches!(decide(&observe(&img), &policy(), now()), Decision::Ignore { .. }));
+        assert!(matches!(
+            decide(&observe(&img), &policy(), now()),
+            Decision::Ignore { .. }
+        ));
     }
 }

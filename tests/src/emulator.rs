@@ -17,7 +17,10 @@ pub struct Moto {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 impl Moto {
@@ -28,15 +31,25 @@ impl Moto {
             .expect("moto log file");
         let child = Command::new(venv_tool("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_AMIS_PATH", workspace_root().join("tests/fixtures/emulator-amis.json"))
+            .env(
+                "MOTO_AMIS_PATH",
+                workspace_root().join("tests/fixtures/emulator-amis.json"),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("starting moto_server");
-        let moto = Moto { child, port, url: format!("http://127.0.0.1:{port}") };
+        let moto = Moto {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while http(port, "GET", "/moto-api/", "").is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not answer on port {port} within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on port {port} within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
@@ -51,7 +64,9 @@ impl Moto {
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "emulator"))
+            .credentials_provider(Credentials::new(
+                "testing", "testing", None, None, "emulator",
+            ))
             .endpoint_url(&self.url)
             // moto answers what it does not implement with HTTP 500; retry once, quickly.
             .retry_config(

@@ -32,9 +32,12 @@ pub struct ImageBuilderLoopback {
 impl ImageBuilderLoopback {
     /// Serves the files in `dir` on a free 127.0.0.1 port until dropped.
     pub fn start(dir: PathBuf) -> ImageBuilderLoopback {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the Image Builder loopback");
+        let listener =
+            TcpListener::bind("127.0.0.1:0").expect("binding the Image Builder loopback");
         let port = listener.local_addr().expect("local addr").port();
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -53,7 +56,13 @@ impl ImageBuilderLoopback {
                 }
             })
         };
-        ImageBuilderLoopback { url: format!("http://127.0.0.1:{port}"), port, state, stop, thread: Some(thread) }
+        ImageBuilderLoopback {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            state,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -62,7 +71,11 @@ impl ImageBuilderLoopback {
 
     /// Replaces the GetImage response for `arn` (for example, a scan that has now completed).
     pub fn set_image(&self, arn: &str, response: Value) {
-        self.state.lock().unwrap().overrides.insert(("GetImage".into(), arn.into()), response);
+        self.state
+            .lock()
+            .unwrap()
+            .overrides
+            .insert(("GetImage".into(), arn.into()), response);
     }
 
     /// The requests served so far, as `GetImage <arn>` or `ListImageScanFindings <arn>`.
@@ -120,7 +133,10 @@ fn serve(stream: TcpStream, dir: &std::path::Path, state: &Mutex<State>) -> std:
     let error_header = if status == 200 {
         String::new()
     } else {
-        format!("x-amzn-ErrorType: {}\r\n", payload["__type"].as_str().unwrap_or("ServiceException"))
+        format!(
+            "x-amzn-ErrorType: {}\r\n",
+            payload["__type"].as_str().unwrap_or("ServiceException")
+        )
     };
     write!(
         out,
@@ -152,7 +168,10 @@ fn respond(
         }
         ("POST", "/ListImageScanFindings") => {
             let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-            let arn = request["filters"][0]["values"][0].as_str().unwrap_or_default().to_string();
+            let arn = request["filters"][0]["values"][0]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             ("ListImageScanFindings", arn)
         }
         _ => {
@@ -171,15 +190,24 @@ fn respond(
     drop(st);
 
     let file = fixture_stem(&arn).map(|stem| {
-        let prefix = if operation == "GetImage" { "get-image" } else { "list-image-scan-findings" };
+        let prefix = if operation == "GetImage" {
+            "get-image"
+        } else {
+            "list-image-scan-findings"
+        };
         dir.join(format!("{prefix}-{stem}.json"))
     });
     match file.and_then(|f| std::fs::read_to_string(f).ok()) {
         Some(text) => match serde_json::from_str(&text) {
             Ok(v) => (200, v),
-            Err(e) => (500, json!({"__type": "ServiceException", "message": format!("bad fixture: {e}")})),
+            Err(e) => (
+                500,
+                json!({"__type": "ServiceException", "message": format!("bad fixture: {e}")}),
+            ),
         },
-        None if operation == "ListImageScanFindings" => (200, json!({"requestId": "loopback", "findings": []})),
+        None if operation == "ListImageScanFindings" => {
+            (200, json!({"requestId": "loopback", "findings": []}))
+        }
         None => (
             404,
             json!({"__type": "ResourceNotFoundException", "message": format!("Image {arn} not found")}),
@@ -226,7 +254,8 @@ mod tests {
     #[test]
     fn arns_map_to_fixture_names() {
         assert_eq!(
-            fixture_stem("arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/1.0.0/7").as_deref(),
+            fixture_stem("arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/1.0.0/7")
+                .as_deref(),
             Some("vscode-host-1.0.0-7")
         );
         assert_eq!(percent_decode("arn%3Aaws%3Aimage%2Fx"), "arn:aws:image/x");

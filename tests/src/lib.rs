@@ -13,7 +13,8 @@ use std::path::PathBuf;
 
 pub const ACCOUNT: &str = "123456789012";
 pub const REGION: &str = "us-east-1";
-pub const PIPELINE_ARN: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/vscode-host";
+pub const PIPELINE_ARN: &str =
+    "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/vscode-host";
 pub const IMAGE_ARN_PREFIX: &str = "arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/";
 pub const POINTER: &str = "/vscode-host/ami/current";
 pub const LEDGER_TABLE: &str = "vscode-host-ledger";
@@ -24,7 +25,10 @@ pub const QUEUE_NAME: &str = "vscode-host-notifications-inbox";
 pub const SEEDED_AMI: &str = "ami-0c0ffee0000000006";
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 pub fn events_dir() -> PathBuf {
@@ -33,14 +37,19 @@ pub fn events_dir() -> PathBuf {
 
 pub fn read_event(name: &str) -> serde_json::Value {
     let path = events_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// A tool installed by `make setup` into the project's virtualenv.
 pub fn venv_tool(name: &str) -> PathBuf {
     let path = workspace_root().join(".venv/bin").join(name);
-    assert!(path.exists(), "{} is missing: run `make setup` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make setup` first",
+        path.display()
+    );
     path
 }
 

@@ -23,7 +23,11 @@ pub fn binary(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
     let path = target.join("debug").join(name);
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
     path
 }
 
@@ -37,10 +41,19 @@ impl FunctionUnderApi {
     /// Starts the Runtime API on a free loopback port, then the function binary polling it.
     pub fn start(name: &str, env: &[(String, String)], log_dir: &Path) -> FunctionUnderApi {
         let port = free_port();
-        let watch_log = std::fs::File::create(log_dir.join(format!("{name}-runtime-api.log"))).unwrap();
+        let watch_log =
+            std::fs::File::create(log_dir.join(format!("{name}-runtime-api.log"))).unwrap();
         let mut watch = Command::new(venv_tool("cargo-lambda"));
         with_venv_path(&mut watch)
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
             .current_dir(workspace_root())
             .stdout(watch_log.try_clone().unwrap())
             .stderr(watch_log);
@@ -63,20 +76,36 @@ impl FunctionUnderApi {
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting the function binary");
-        FunctionUnderApi { watch, function, port, log }
+        FunctionUnderApi {
+            watch,
+            function,
+            port,
+            log,
+        }
     }
 
     /// `cargo lambda invoke --data-file <file>`: the handler's JSON output, or the error text.
     pub fn invoke_file(&self, file: &Path) -> Result<Value, String> {
         let mut cmd = Command::new(venv_tool("cargo-lambda"));
         let out = with_venv_path(&mut cmd)
-            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P", &self.port.to_string(), "--data-file"])
+            .args([
+                "lambda",
+                "invoke",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "--data-file",
+            ])
             .arg(file)
             .current_dir(workspace_root())
             .output()
@@ -84,7 +113,11 @@ impl FunctionUnderApi {
         if out.status.success() {
             serde_json::from_slice(&out.stdout).map_err(|e| format!("output is not JSON ({e})"))
         } else {
-            Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 

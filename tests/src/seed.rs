@@ -3,13 +3,16 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
 };
 use aws_sdk_ec2::types::Tag;
 use serde_json::Value;
 use shared::aws::Clients;
 
-use crate::{sample_ami, sample_image_arn, LEDGER_TABLE, POINTER, QUEUE_NAME, SEEDED_AMI, TOPIC_NAME};
+use crate::{
+    sample_ami, sample_image_arn, LEDGER_TABLE, POINTER, QUEUE_NAME, SEEDED_AMI, TOPIC_NAME,
+};
 
 /// Builds that exist as AMIs in the emulator (see tests/fixtures/emulator-amis.json).
 pub const SAMPLE_BUILDS: [u32; 8] = [5, 6, 7, 10, 11, 12, 13, 14];
@@ -24,7 +27,9 @@ pub struct Seeded {
 /// SDK clients against the emulator, with Image Builder on its loopback endpoint.
 pub fn clients(config: &SdkConfig, imagebuilder_url: &str) -> Clients {
     let mut clients = Clients::from_config(config);
-    let ib = aws_sdk_imagebuilder::config::Builder::from(config).endpoint_url(imagebuilder_url).build();
+    let ib = aws_sdk_imagebuilder::config::Builder::from(config)
+        .endpoint_url(imagebuilder_url)
+        .build();
     clients.imagebuilder = aws_sdk_imagebuilder::Client::from_conf(ib);
     clients
 }
@@ -42,15 +47,39 @@ pub async fn seed(config: &SdkConfig) -> Seeded {
         .table_name(LEDGER_TABLE)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap(),
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
         )
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .expect("creating the ledger table");
 
-    let topic_arn = sns.create_topic().name(TOPIC_NAME).send().await.expect("topic").topic_arn.unwrap();
-    let queue_url = sqs.create_queue().queue_name(QUEUE_NAME).send().await.expect("queue").queue_url.unwrap();
+    let topic_arn = sns
+        .create_topic()
+        .name(TOPIC_NAME)
+        .send()
+        .await
+        .expect("topic")
+        .topic_arn
+        .unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(QUEUE_NAME)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .unwrap();
     let queue_arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
@@ -59,16 +88,35 @@ pub async fn seed(config: &SdkConfig) -> Seeded {
         .await
         .expect("queue arn")
         .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
         .unwrap();
-    sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(queue_arn)
+        .send()
+        .await
+        .expect("subscribe");
 
     // The tags Image Builder itself puts on the AMIs it creates.
     for build in SAMPLE_BUILDS {
         ec2.create_tags()
             .resources(sample_ami(build))
-            .tags(Tag::builder().key("CreatedBy").value("EC2 Image Builder").build())
-            .tags(Tag::builder().key("Ec2ImageBuilderArn").value(sample_image_arn(build)).build())
+            .tags(
+                Tag::builder()
+                    .key("CreatedBy")
+                    .value("EC2 Image Builder")
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key("Ec2ImageBuilderArn")
+                    .value(sample_image_arn(build))
+                    .build(),
+            )
             .send()
             .await
             .expect("tagging a sample AMI");
@@ -85,7 +133,12 @@ pub async fn seed(config: &SdkConfig) -> Seeded {
         .expect("seeding the pointer");
     ec2.create_tags()
         .resources(SEEDED_AMI)
-        .tags(Tag::builder().key("promotion-status").value("promoted").build())
+        .tags(
+            Tag::builder()
+                .key("promotion-status")
+                .value("promoted")
+                .build(),
+        )
         .send()
         .await
         .expect("tagging the seeded AMI");
@@ -93,14 +146,23 @@ pub async fn seed(config: &SdkConfig) -> Seeded {
         .table_name(LEDGER_TABLE)
         .item("pk", AttributeValue::S(format!("pointer#{POINTER}")))
         .item("image_arn", AttributeValue::S(sample_image_arn(6)))
-        .item("version_key", AttributeValue::S("0000000001.0000000000.0000000000.0000000006".into()))
+        .item(
+            "version_key",
+            AttributeValue::S("0000000001.0000000000.0000000000.0000000006".into()),
+        )
         .item("ami_id", AttributeValue::S(SEEDED_AMI.into()))
-        .item("promoted_at", AttributeValue::S("2026-12-03T03:50:00Z".into()))
+        .item(
+            "promoted_at",
+            AttributeValue::S("2026-12-03T03:50:00Z".into()),
+        )
         .send()
         .await
         .expect("seeding the ledger");
 
-    Seeded { topic_arn, queue_url }
+    Seeded {
+        topic_arn,
+        queue_url,
+    }
 }
 
 /// A notification as the subscribed queue received it.
@@ -113,7 +175,10 @@ pub struct Received {
 
 impl Received {
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -134,11 +199,19 @@ pub async fn notifications(config: &SdkConfig, queue_url: &str) -> Vec<Received>
             return out;
         }
         for m in messages {
-            let envelope: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or(Value::Null);
+            let envelope: Value =
+                serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or(Value::Null);
             let mut attributes: Vec<(String, String)> = envelope["MessageAttributes"]
                 .as_object()
                 .map(|o| {
-                    o.iter().map(|(k, v)| (k.clone(), v["Value"].as_str().unwrap_or_default().to_string())).collect()
+                    o.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v["Value"].as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect()
                 })
                 .unwrap_or_default();
             attributes.sort();
@@ -148,7 +221,12 @@ pub async fn notifications(config: &SdkConfig, queue_url: &str) -> Vec<Received>
                 attributes,
             });
             if let Some(handle) = m.receipt_handle() {
-                let _ = sqs.delete_message().queue_url(queue_url).receipt_handle(handle).send().await;
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
             }
         }
     }
@@ -157,14 +235,24 @@ pub async fn notifications(config: &SdkConfig, queue_url: &str) -> Vec<Received>
 /// The tags EC2 holds for an AMI, sorted.
 pub async fn ami_tags(config: &SdkConfig, ami_id: &str) -> Vec<(String, String)> {
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let out = ec2.describe_images().image_ids(ami_id).send().await.expect("describe image");
+    let out = ec2
+        .describe_images()
+        .image_ids(ami_id)
+        .send()
+        .await
+        .expect("describe image");
     let mut tags: Vec<(String, String)> = out
         .images()
         .first()
         .map(|i| {
             i.tags()
                 .iter()
-                .map(|t| (t.key().unwrap_or_default().to_string(), t.value().unwrap_or_default().to_string()))
+                .map(|t| {
+                    (
+                        t.key().unwrap_or_default().to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -173,7 +261,11 @@ pub async fn ami_tags(config: &SdkConfig, ami_id: &str) -> Vec<(String, String)>
 }
 
 /// Environment for a function process pointed at the emulator and the loopback.
-pub fn function_env(moto_url: &str, imagebuilder_url: &str, topic_arn: &str) -> Vec<(String, String)> {
+pub fn function_env(
+    moto_url: &str,
+    imagebuilder_url: &str,
+    topic_arn: &str,
+) -> Vec<(String, String)> {
     [
         ("AWS_REGION", crate::REGION),
         ("AWS_DEFAULT_REGION", crate::REGION),

@@ -24,18 +24,30 @@ impl TestBed {
         let config = moto.sdk_config().await;
         let clients = seed::clients(&config, &imagebuilder.url);
         let seeded = seed::seed(&config).await;
-        TestBed { moto, imagebuilder, config, clients, seeded }
+        TestBed {
+            moto,
+            imagebuilder,
+            config,
+            clients,
+            seeded,
+        }
     }
 
     /// The function's configuration as the template sets it, plus `extra` overrides.
     pub fn promote_config(&self, extra: &[(&str, &str)]) -> PromoteConfig {
-        let mut vars = seed::function_env(&self.moto.url, &self.imagebuilder.url, &self.seeded.topic_arn);
+        let mut vars = seed::function_env(
+            &self.moto.url,
+            &self.imagebuilder.url,
+            &self.seeded.topic_arn,
+        );
         for (k, v) in extra {
             vars.retain(|(name, _)| name != k);
             vars.push((k.to_string(), v.to_string()));
         }
-        PromoteConfig::from_env(&Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-            .expect("test configuration is valid")
+        PromoteConfig::from_env(&Env::from_pairs(
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
+        .expect("test configuration is valid")
     }
 
     pub fn promoter(&self, extra: &[(&str, &str)]) -> Promoter {
@@ -43,11 +55,15 @@ impl TestBed {
     }
 
     pub async fn pointer(&self) -> Option<String> {
-        shared::aws::ssm::read_pointer(&self.clients.ssm, crate::POINTER).await.unwrap()
+        shared::aws::ssm::read_pointer(&self.clients.ssm, crate::POINTER)
+            .await
+            .unwrap()
     }
 
     pub async fn pointer_history(&self) -> Vec<shared::aws::ssm::PointerVersion> {
-        shared::aws::ssm::history(&self.clients.ssm, crate::POINTER).await.unwrap()
+        shared::aws::ssm::history(&self.clients.ssm, crate::POINTER)
+            .await
+            .unwrap()
     }
 
     pub async fn notifications(&self) -> Vec<Received> {
@@ -59,6 +75,10 @@ impl TestBed {
     }
 
     pub async fn ami_tag(&self, ami: &str, key: &str) -> Option<String> {
-        self.ami_tags(ami).await.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.ami_tags(ami)
+            .await
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 }

@@ -17,7 +17,9 @@ use integration_tests::{read_event, sample_ami, sample_image_arn, SEEDED_AMI};
 use shared::aws::{ec2, imagebuilder};
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-12-04T04:00:00Z").unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339("2026-12-04T04:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn fast_retries() -> RetryConfig {
@@ -34,7 +36,11 @@ fn sample_image_output(build: u32) -> GetImageOutput {
         .arn(sample_image_arn(build))
         .name("vscode-host")
         .version("1.0.0")
-        .state(aws_sdk_imagebuilder::types::ImageState::builder().status("AVAILABLE".into()).build())
+        .state(
+            aws_sdk_imagebuilder::types::ImageState::builder()
+                .status("AVAILABLE".into())
+                .build(),
+        )
         .build();
     GetImageOutput::builder().image(image).build()
 }
@@ -43,12 +49,22 @@ fn sample_image_output(build: u32) -> GetImageOutput {
 async fn throttling_on_get_image_is_retried_then_succeeds() {
     let rule = mock!(aws_sdk_imagebuilder::Client::get_image)
         .sequence()
-        .error(|| GetImageError::generic(ErrorMetadata::builder().code("ThrottlingException").message("Rate exceeded").build()))
+        .error(|| {
+            GetImageError::generic(
+                ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
         .output(|| sample_image_output(7))
         .build();
-    let client = mock_client!(aws_sdk_imagebuilder, RuleMode::Sequential, [&rule], |c| c.retry_config(fast_retries()));
+    let client = mock_client!(aws_sdk_imagebuilder, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(fast_retries()));
 
-    let image = imagebuilder::get_image(&client, &sample_image_arn(7)).await.unwrap();
+    let image = imagebuilder::get_image(&client, &sample_image_arn(7))
+        .await
+        .unwrap();
 
     assert_eq!(image.version.build, 7);
     assert_eq!(rule.num_calls(), 2);
@@ -56,30 +72,53 @@ async fn throttling_on_get_image_is_retried_then_succeeds() {
 
 #[tokio::test]
 async fn a_5xx_that_persists_is_a_transient_error_naming_the_call_and_the_image() {
-    let rule = mock!(aws_sdk_imagebuilder::Client::get_image).sequence().http_status(503, None).times(3).build();
-    let client = mock_client!(aws_sdk_imagebuilder, RuleMode::Sequential, [&rule], |c| c.retry_config(fast_retries()));
+    let rule = mock!(aws_sdk_imagebuilder::Client::get_image)
+        .sequence()
+        .http_status(503, None)
+        .times(3)
+        .build();
+    let client = mock_client!(aws_sdk_imagebuilder, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(fast_retries()));
 
-    let err = imagebuilder::get_image(&client, &sample_image_arn(7)).await.unwrap_err();
+    let err = imagebuilder::get_image(&client, &sample_image_arn(7))
+        .await
+        .unwrap_err();
 
     assert_eq!(rule.num_calls(), 3, "the SDK retried the 5xx");
     assert!(err.is_transient(), "{err:?}");
-    assert!(err.to_string().starts_with(&format!("GetImage on {} failed", sample_image_arn(7))), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with(&format!("GetImage on {} failed", sample_image_arn(7))),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn an_image_that_does_not_exist_fails_the_invocation_and_changes_nothing() {
     let rule = mock!(aws_sdk_imagebuilder::Client::get_image).then_error(|| {
         GetImageError::generic(
-            ErrorMetadata::builder().code("ResourceNotFoundException").message("Image not found").build(),
+            ErrorMetadata::builder()
+                .code("ResourceNotFoundException")
+                .message("Image not found")
+                .build(),
         )
     });
     let mut bed = TestBed::start().await;
     bed.clients.imagebuilder = mock_client!(aws_sdk_imagebuilder, [&rule]);
 
-    let err = bed.promoter(&[]).handle(&read_event("image-available.json"), "r", now()).await.unwrap_err();
+    let err = bed
+        .promoter(&[])
+        .handle(&read_event("image-available.json"), "r", now())
+        .await
+        .unwrap_err();
 
     let text = err.to_string();
-    assert!(text.contains("GetImage on arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/1.0.0/7"), "{text}");
+    assert!(
+        text.contains(
+            "GetImage on arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/1.0.0/7"
+        ),
+        "{text}"
+    );
     assert!(text.contains("Image not found"), "{text}");
     let diagnostic: lambda_runtime::Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "AwsCallFailed");
@@ -95,7 +134,13 @@ async fn a_pointer_value_aws_silently_drops_fails_loudly_and_leaves_no_ami_marke
         .then_output(|| PutParameterOutput::builder().version(2).build());
     let get = mock!(aws_sdk_ssm::Client::get_parameter).then_output(|| {
         GetParameterOutput::builder()
-            .parameter(Parameter::builder().name(integration_tests::POINTER).value(SEEDED_AMI).version(1).build())
+            .parameter(
+                Parameter::builder()
+                    .name(integration_tests::POINTER)
+                    .value(SEEDED_AMI)
+                    .version(1)
+                    .build(),
+            )
             .build()
     });
     let mut bed = TestBed::start().await;
@@ -108,32 +153,61 @@ async fn a_pointer_value_aws_silently_drops_fails_loudly_and_leaves_no_ami_marke
         .await
         .unwrap_err();
 
-    assert!(err.to_string().contains(&format!("holds {SEEDED_AMI}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("holds {SEEDED_AMI}")),
+        "{err}"
+    );
     assert!(err.to_string().contains("ec2:DescribeImages"), "{err}");
-    assert!(get.num_calls() >= 2, "the pointer was read back until the deadline");
-    assert_eq!(bed.ami_tag(&sample_ami(7), "promotion-status").await.as_deref(), Some("promotion-failed"));
-    assert_eq!(bed.ami_tag(SEEDED_AMI, "promotion-status").await.as_deref(), Some("promoted"), "nothing retired");
+    assert!(
+        get.num_calls() >= 2,
+        "the pointer was read back until the deadline"
+    );
+    assert_eq!(
+        bed.ami_tag(&sample_ami(7), "promotion-status")
+            .await
+            .as_deref(),
+        Some("promotion-failed")
+    );
+    assert_eq!(
+        bed.ami_tag(SEEDED_AMI, "promotion-status").await.as_deref(),
+        Some("promoted"),
+        "nothing retired"
+    );
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 1);
-    assert_eq!(notes[0].attribute("event_type"), Some("image.promotion-failed"));
+    assert_eq!(
+        notes[0].attribute("event_type"),
+        Some("image.promotion-failed")
+    );
     let diagnostic: lambda_runtime::Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "PointerNotUpdated");
 
     // The claim and the pointer lock were released: a retry once permissions are fixed works.
     bed.clients.ssm = moto_ssm;
-    let retry = bed.promoter(&[]).handle(&read_event("image-available.json"), "r2", now()).await.unwrap();
+    let retry = bed
+        .promoter(&[])
+        .handle(&read_event("image-available.json"), "r2", now())
+        .await
+        .unwrap();
     assert_eq!(retry.decision, "promote");
     assert_eq!(bed.pointer().await, Some(sample_ami(7)));
 }
 
 #[tokio::test]
 async fn retiring_schedules_deprecation_at_the_requested_minute() {
-    let at = DateTime::parse_from_rfc3339("2027-01-03T04:00:00Z").unwrap().with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc3339("2027-01-03T04:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
     let rule = mock!(aws_sdk_ec2::Client::enable_image_deprecation)
         .match_requests(move |r| {
-            r.image_id() == Some(SEEDED_AMI) && r.deprecate_at().map(|t| t.secs()) == Some(at.timestamp())
+            r.image_id() == Some(SEEDED_AMI)
+                && r.deprecate_at().map(|t| t.secs()) == Some(at.timestamp())
         })
-        .then_output(|| EnableImageDeprecationOutput::builder().r#return(true).build());
+        .then_output(|| {
+            EnableImageDeprecationOutput::builder()
+                .r#return(true)
+                .build()
+        });
     let client = mock_client!(aws_sdk_ec2, [&rule]);
 
     ec2::deprecate_ami(&client, SEEDED_AMI, at).await.unwrap();

@@ -14,7 +14,9 @@ async fn the_sample_events_flow_through_the_runtime_api() {
     let function = FunctionUnderApi::start("promote-image", &env, &logs);
 
     let decision = |file: &str| {
-        let out = function.invoke_event(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let out = function
+            .invoke_event(file)
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         out["decision"].as_str().unwrap_or_default().to_string()
     };
     assert_eq!(decision("image-available.json"), "promote");
@@ -28,10 +30,16 @@ async fn the_sample_events_flow_through_the_runtime_api() {
 
     let refused = function.invoke_event("not-an-envelope.json").unwrap_err();
     assert!(refused.contains("InvalidEvent"), "{refused}");
-    assert!(refused.contains("expected an EventBridge event envelope"), "{refused}");
+    assert!(
+        refused.contains("expected an EventBridge event envelope"),
+        "{refused}"
+    );
 
     assert_eq!(bed.pointer().await, Some(sample_ami(7)));
-    assert_eq!(bed.ami_tag(SEEDED_AMI, "promotion-status").await.as_deref(), Some("retired"));
+    assert_eq!(
+        bed.ami_tag(SEEDED_AMI, "promotion-status").await.as_deref(),
+        Some("retired")
+    );
     let kinds: Vec<String> = bed
         .notifications()
         .await
@@ -46,7 +54,10 @@ async fn the_sample_events_flow_through_the_runtime_api() {
         "image.build-cancelled",
         "image.promotion-blocked",
     ] {
-        assert!(kinds.iter().any(|k| k == expected), "{expected} missing from {kinds:?}");
+        assert!(
+            kinds.iter().any(|k| k == expected),
+            "{expected} missing from {kinds:?}"
+        );
     }
 
     // The function logs one line per decision with its reason.

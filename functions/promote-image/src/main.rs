@@ -16,8 +16,9 @@ async fn main() -> Result<(), Error> {
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let (payload, context) = event.into_parts();
-        let outcome: Result<Outcome, PromoteError> =
-            promoter.handle(&payload, &context.request_id, chrono::Utc::now()).await;
+        let outcome: Result<Outcome, PromoteError> = promoter
+            .handle(&payload, &context.request_id, chrono::Utc::now())
+            .await;
         outcome
     }))
     .await

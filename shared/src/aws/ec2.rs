@@ -9,32 +9,59 @@ use crate::image::AmiFacts;
 
 /// DescribeImages for one AMI; `None` when EC2 does not know it (any more).
 pub async fn describe_ami(client: &Client, ami_id: &str) -> Result<Option<AmiFacts>, AwsError> {
-    let result = client.describe_images().image_ids(ami_id).include_deprecated(true).send().await;
+    let result = client
+        .describe_images()
+        .image_ids(ami_id)
+        .include_deprecated(true)
+        .send()
+        .await;
     let out = match result {
         Ok(out) => out,
         Err(e) => {
             let err = AwsError::new("DescribeImages", ami_id, e);
-            if matches!(err.code.as_deref(), Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) {
+            if matches!(
+                err.code.as_deref(),
+                Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
+            ) {
                 return Ok(None);
             }
             return Err(err);
         }
     };
-    Ok(out.images().iter().find(|i| i.image_id() == Some(ami_id)).map(|i| AmiFacts {
-        ami_id: ami_id.to_string(),
-        state: i.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        owner_id: i.owner_id().map(str::to_string),
-        deprecation_time: i.deprecation_time().map(str::to_string),
-        tags: i
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-            .collect(),
-    }))
+    Ok(out
+        .images()
+        .iter()
+        .find(|i| i.image_id() == Some(ami_id))
+        .map(|i| AmiFacts {
+            ami_id: ami_id.to_string(),
+            state: i
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            owner_id: i.owner_id().map(str::to_string),
+            deprecation_time: i.deprecation_time().map(str::to_string),
+            tags: i
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+        }))
 }
 
-pub async fn tag_ami(client: &Client, ami_id: &str, tags: &[(String, String)]) -> Result<(), AwsError> {
-    let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+pub async fn tag_ami(
+    client: &Client,
+    ami_id: &str,
+    tags: &[(String, String)],
+) -> Result<(), AwsError> {
+    let tags: Vec<Tag> = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
     client
         .create_tags()
         .resources(ami_id)
@@ -46,7 +73,11 @@ pub async fn tag_ami(client: &Client, ami_id: &str, tags: &[(String, String)]) -
 }
 
 /// Schedules deprecation; EC2 rounds to the minute and refuses times in the past.
-pub async fn deprecate_ami(client: &Client, ami_id: &str, at: DateTime<Utc>) -> Result<(), AwsError> {
+pub async fn deprecate_ami(
+    client: &Client,
+    ami_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), AwsError> {
     client
         .enable_image_deprecation()
         .image_id(ami_id)

@@ -25,16 +25,18 @@ fn facts_from(image: &Image, requested_arn: &str) -> Result<ImageFacts, AwsError
     let version = BuildVersion::from_arn(&arn)
         .map_err(|e| AwsError::plain("GetImage", requested_arn, e.to_string()))?;
     let state = image.state();
-    let failure = state.and_then(|s| s.failure_context()).map(|f| FailureContext {
-        stage: f.image_status().map(|s| s.as_str().to_string()),
-        failed_step: f.failed_step().map(str::to_string),
-        workflow_execution_id: f.workflow_execution_id().map(str::to_string),
-        detail: f
-            .component_failure()
-            .and_then(|c| c.error_message())
-            .or_else(|| f.distribution_failure().and_then(|d| d.error_message()))
-            .map(str::to_string),
-    });
+    let failure = state
+        .and_then(|s| s.failure_context())
+        .map(|f| FailureContext {
+            stage: f.image_status().map(|s| s.as_str().to_string()),
+            failed_step: f.failed_step().map(str::to_string),
+            workflow_execution_id: f.workflow_execution_id().map(str::to_string),
+            detail: f
+                .component_failure()
+                .and_then(|c| c.error_message())
+                .or_else(|| f.distribution_failure().and_then(|d| d.error_message()))
+                .map(str::to_string),
+        });
     let amis = image
         .output_resources()
         .map(|o| o.amis())
@@ -53,7 +55,10 @@ fn facts_from(image: &Image, requested_arn: &str) -> Result<ImageFacts, AwsError
     Ok(ImageFacts {
         name: image.name().unwrap_or_default().to_string(),
         version,
-        status: state.and_then(|s| s.status()).map(|s| s.as_str().to_string()).unwrap_or_default(),
+        status: state
+            .and_then(|s| s.status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
         reason: state.and_then(|s| s.reason()).map(str::to_string),
         failure,
         pipeline_arn: image.source_pipeline_arn().map(str::to_string),
@@ -66,8 +71,14 @@ fn facts_from(image: &Image, requested_arn: &str) -> Result<ImageFacts, AwsError
             .image_scanning_configuration()
             .and_then(|s| s.image_scanning_enabled())
             .unwrap_or(false),
-        scan_status: image.scan_state().and_then(|s| s.status()).map(|s| s.as_str().to_string()),
-        scan_reason: image.scan_state().and_then(|s| s.reason()).map(str::to_string),
+        scan_status: image
+            .scan_state()
+            .and_then(|s| s.status())
+            .map(|s| s.as_str().to_string()),
+        scan_reason: image
+            .scan_state()
+            .and_then(|s| s.reason())
+            .map(str::to_string),
         amis,
         arn,
     })
@@ -76,7 +87,10 @@ fn facts_from(image: &Image, requested_arn: &str) -> Result<ImageFacts, AwsError
 /// Counts every scan finding of the image by severity. The API takes exactly one filter with
 /// one value, so severity is counted here rather than filtered there.
 pub async fn scan_finding_counts(client: &Client, arn: &str) -> Result<FindingCounts, AwsError> {
-    let filter = ImageScanFindingsFilter::builder().name("imageBuildVersionArn").values(arn).build();
+    let filter = ImageScanFindingsFilter::builder()
+        .name("imageBuildVersionArn")
+        .values(arn)
+        .build();
     let mut counts = FindingCounts::default();
     let mut token: Option<String> = None;
     loop {

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_sdk_dynamodb::Client;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 
 use super::AwsError;
@@ -28,9 +28,14 @@ const IMAGE_RECORD_DAYS: i64 = 400;
 pub enum Claim {
     Acquired,
     /// The image's outcome is already final.
-    Done { outcome: String, finished_at: Option<String> },
+    Done {
+        outcome: String,
+        finished_at: Option<String>,
+    },
     /// Another invocation holds a live lease on it.
-    Busy { owner: String },
+    Busy {
+        owner: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +68,10 @@ fn conditional_failed<E: ProvideErrorMetadata>(err: &SdkError<E>) -> bool {
 
 impl Ledger {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Ledger { client, table: table.into() }
+        Ledger {
+            client,
+            table: table.into(),
+        }
     }
 
     fn image_key(arn: &str) -> AttributeValue {
@@ -90,7 +98,9 @@ impl Ledger {
             .item("state", s("in-progress"))
             .item("owner", s(owner))
             .item("lease_until", n(now.timestamp() + lease.as_secs() as i64))
-            .condition_expression("attribute_not_exists(pk) OR (#state = :busy AND lease_until < :now)")
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#state = :busy AND lease_until < :now)",
+            )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":busy", s("in-progress"))
             .expression_attribute_values(":now", n(now.timestamp()))
@@ -99,14 +109,19 @@ impl Ledger {
         match result {
             Ok(_) => Ok(Claim::Acquired),
             Err(e) if conditional_failed(&e) => {
-                let item = self.get(Self::image_key(arn), arn).await?.unwrap_or_default();
+                let item = self
+                    .get(Self::image_key(arn), arn)
+                    .await?
+                    .unwrap_or_default();
                 if text(&item, "state").as_deref() == Some("done") {
                     Ok(Claim::Done {
                         outcome: text(&item, "outcome").unwrap_or_default(),
                         finished_at: text(&item, "finished_at"),
                     })
                 } else {
-                    Ok(Claim::Busy { owner: text(&item, "owner").unwrap_or_default() })
+                    Ok(Claim::Busy {
+                        owner: text(&item, "owner").unwrap_or_default(),
+                    })
                 }
             }
             Err(e) => Err(AwsError::new("PutItem (claim image)", arn, e)),
@@ -188,10 +203,17 @@ impl Ledger {
             .send()
             .await;
         match result {
-            Ok(out) => Ok(Lock::Acquired { current: out.attributes().and_then(current_from) }),
+            Ok(out) => Ok(Lock::Acquired {
+                current: out.attributes().and_then(current_from),
+            }),
             Err(e) if conditional_failed(&e) => {
-                let item = self.get(Self::pointer_key(name), name).await?.unwrap_or_default();
-                Ok(Lock::Busy { owner: text(&item, "lock_owner").unwrap_or_default() })
+                let item = self
+                    .get(Self::pointer_key(name), name)
+                    .await?
+                    .unwrap_or_default();
+                Ok(Lock::Busy {
+                    owner: text(&item, "lock_owner").unwrap_or_default(),
+                })
             }
             Err(e) => Err(AwsError::new("UpdateItem (lock pointer)", name, e)),
         }
@@ -214,7 +236,9 @@ impl Ledger {
                 "SET image_arn = :arn, version_key = :v, ami_id = :ami, promoted_at = :at \
                  REMOVE lock_owner, lock_until",
             )
-            .condition_expression("lock_owner = :me AND (attribute_not_exists(version_key) OR version_key < :v)")
+            .condition_expression(
+                "lock_owner = :me AND (attribute_not_exists(version_key) OR version_key < :v)",
+            )
             .expression_attribute_values(":arn", s(&promoted.image_arn))
             .expression_attribute_values(":v", s(promoted.version.sort_key()))
             .expression_attribute_values(":ami", s(&promoted.ami_id))
@@ -246,7 +270,11 @@ impl Ledger {
 
     /// The promotion the ledger holds for the pointer, read without locking.
     pub async fn current(&self, name: &str) -> Result<Option<CurrentPromotion>, AwsError> {
-        Ok(self.get(Self::pointer_key(name), name).await?.as_ref().and_then(current_from))
+        Ok(self
+            .get(Self::pointer_key(name), name)
+            .await?
+            .as_ref()
+            .and_then(current_from))
     }
 
     async fn get(

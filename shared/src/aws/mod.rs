@@ -36,14 +36,32 @@ impl AwsError {
             (Some(code), Some(text), _) => format!("{code}: {text}"),
             (Some(code), None, _) => code.to_string(),
             (None, Some(text), _) => text.to_string(),
-            (None, None, Some(status)) => format!("HTTP {status} with no AWS error code in the response"),
+            (None, None, Some(status)) => {
+                format!("HTTP {status} with no AWS error code in the response")
+            }
             (None, None, None) => DisplayErrorContext(&err).to_string(),
         };
-        AwsError { operation, resource: resource.into(), code, status, message }
+        AwsError {
+            operation,
+            resource: resource.into(),
+            code,
+            status,
+            message,
+        }
     }
 
-    pub fn plain(operation: &'static str, resource: impl Into<String>, message: impl Into<String>) -> Self {
-        AwsError { operation, resource: resource.into(), code: None, status: None, message: message.into() }
+    pub fn plain(
+        operation: &'static str,
+        resource: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        AwsError {
+            operation,
+            resource: resource.into(),
+            code: None,
+            status: None,
+            message: message.into(),
+        }
     }
 
     /// Throttling and server-side errors that survived the SDK's own retries.
@@ -81,7 +99,9 @@ pub struct Clients {
 impl Clients {
     /// Loads region, credentials, retries and endpoints (`AWS_ENDPOINT_URL_*`) the standard way.
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
         Clients::from_config(&config)
     }
 

@@ -14,7 +14,12 @@ pub const PREVIOUS_LABEL: &str = "previous";
 pub async fn read_pointer(client: &Client, name: &str) -> Result<Option<String>, AwsError> {
     match client.get_parameter().name(name).send().await {
         Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_parameter_not_found()) => Ok(None),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_parameter_not_found()) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(AwsError::new("GetParameter", name, e)),
     }
 }
@@ -59,7 +64,12 @@ pub async fn confirm_pointer(
 }
 
 /// Moves a label onto a version of the pointer (labels are unique per parameter).
-pub async fn label_version(client: &Client, name: &str, version: i64, label: &str) -> Result<(), AwsError> {
+pub async fn label_version(
+    client: &Client,
+    name: &str,
+    version: i64,
+    label: &str,
+) -> Result<(), AwsError> {
     client
         .label_parameter_version()
         .name(name)

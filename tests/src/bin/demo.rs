@@ -11,15 +11,33 @@ use integration_tests::{sample_ami, POINTER, SEEDED_AMI};
 
 /// The story, in the order EventBridge might deliver it.
 const EVENTS: [(&str, &str); 9] = [
-    ("image-available.json", "build 1.0.0/7 finished, tested and scanned"),
-    ("image-available.json", "EventBridge delivers the same event again"),
-    ("image-available-older-build.json", "build 1.0.0/5 finishes late"),
-    ("image-available-critical-findings.json", "build 1.0.0/13 has critical findings"),
-    ("image-available-scan-pending.json", "build 1.0.0/12 is available but its scan still runs"),
+    (
+        "image-available.json",
+        "build 1.0.0/7 finished, tested and scanned",
+    ),
+    (
+        "image-available.json",
+        "EventBridge delivers the same event again",
+    ),
+    (
+        "image-available-older-build.json",
+        "build 1.0.0/5 finishes late",
+    ),
+    (
+        "image-available-critical-findings.json",
+        "build 1.0.0/13 has critical findings",
+    ),
+    (
+        "image-available-scan-pending.json",
+        "build 1.0.0/12 is available but its scan still runs",
+    ),
     ("image-failed.json", "build 1.0.0/8 failed its tests"),
     ("image-cancelled.json", "build 1.0.0/9 was cancelled"),
     ("image-other-pipeline.json", "an image of another pipeline"),
-    ("not-an-envelope.json", "a body that is not an EventBridge event"),
+    (
+        "not-an-envelope.json",
+        "a body that is not an EventBridge event",
+    ),
 ];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -27,8 +45,16 @@ async fn main() {
     let started = Instant::now();
     println!("== Starting moto server and the Image Builder loopback on 127.0.0.1");
     let bed = TestBed::start().await;
-    println!("   moto: {} (pid {})   Image Builder: {}", bed.moto.url, bed.moto.pid(), bed.imagebuilder.url);
-    println!("   seeded: topic {} -> queue, ledger table, sample AMIs tagged by Image Builder", bed.seeded.topic_arn);
+    println!(
+        "   moto: {} (pid {})   Image Builder: {}",
+        bed.moto.url,
+        bed.moto.pid(),
+        bed.imagebuilder.url
+    );
+    println!(
+        "   seeded: topic {} -> queue, ledger table, sample AMIs tagged by Image Builder",
+        bed.seeded.topic_arn
+    );
     println!("   pointer {POINTER} -> {SEEDED_AMI} (build 1.0.0/6, promoted yesterday)\n");
 
     let logs = std::env::temp_dir().join(format!("vscode-host-demo-{}", std::process::id()));
@@ -51,7 +77,8 @@ async fn main() {
                     let w = w.as_str().unwrap_or_default();
                     println!("   warning:  {w}");
                     if w.contains("EnableImageDeprecation") {
-                        println!("             (moto does not implement EnableImageDeprecation; AWS does)");
+                        let note = "(moto lacks EnableImageDeprecation; AWS has it)";
+                        println!("             {note}");
                     }
                 }
             }
@@ -62,7 +89,11 @@ async fn main() {
     println!("\n== The pointer {POINTER}");
     println!("   now: {}", bed.pointer().await.unwrap_or_default());
     for v in bed.pointer_history().await {
-        let labels = if v.labels.is_empty() { String::new() } else { format!("  [{}]", v.labels.join(", ")) };
+        let labels = if v.labels.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", v.labels.join(", "))
+        };
         println!("   version {}: {}{labels}", v.version, v.value);
     }
 
@@ -74,10 +105,17 @@ async fn main() {
     }
 
     let notes = bed.notifications().await;
-    println!("\n== {} notifications as the subscribed SQS queue received them", notes.len());
+    println!(
+        "\n== {} notifications as the subscribed SQS queue received them",
+        notes.len()
+    );
     for n in notes {
         println!("\n   Subject: {}", n.subject);
-        let attrs: Vec<String> = n.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let attrs: Vec<String> = n
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("   Attributes: {}", attrs.join(", "));
         for line in n.message.lines() {
             println!("   | {line}");
@@ -86,7 +124,10 @@ async fn main() {
 
     drop(function);
     drop(bed);
-    println!("\n== Stopped every process the demo started. Function log: {}", logs.display());
+    println!(
+        "\n== Stopped every process the demo started. Function log: {}",
+        logs.display()
+    );
     println!("   Wall time: {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -103,5 +144,12 @@ fn error_summary(output: &str) -> String {
         .skip_while(|l| !l.starts_with("expected") && !l.contains("failed"))
         .take_while(|l| !l.is_empty())
         .collect();
-    format!("{error_type}: {}", message.join(" "))
+    let mut text = String::new();
+    for part in message {
+        if !text.is_empty() && !text.ends_with('-') {
+            text.push(' ');
+        }
+        text.push_str(part);
+    }
+    format!("{error_type}: {text}")
 }

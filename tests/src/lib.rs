@@ -1,1 +1,3 @@
+pub mod launch_support;
+
 pub fn placeholder() {}

@@ -42,7 +42,10 @@ pub const REQUEST_FIELDS: [&str; 5] = ["owner", "team", "hours", "instance_type"
 pub enum RequestError {
     #[error("expected the launch request to be a JSON object, got {0}")]
     NotAnObject(String),
-    #[error("unknown field `{field}` in the launch request; expected only {}", REQUEST_FIELDS.join(", "))]
+    #[error(
+        "unknown field `{field}` in the launch request; expected only {}",
+        REQUEST_FIELDS.join(", ")
+    )]
     UnknownField { field: String },
     #[error(
         "`{field}` must be a name of 2 to 63 characters: a lowercase letter, then lowercase \
@@ -61,7 +64,10 @@ pub enum RequestError {
     #[error("instance type {instance_type} is not offered by EC2 in this region")]
     UnknownInstanceType { instance_type: String },
     #[error("instance type {instance_type} is not allowed here; allowed: {}", allowed.join(", "))]
-    InstanceTypeNotAllowed { instance_type: String, allowed: Vec<String> },
+    InstanceTypeNotAllowed {
+        instance_type: String,
+        allowed: Vec<String>,
+    },
     #[error(
         "instance type {instance_type} runs {} but AMI {ami_id} is built for {ami_architecture}",
         architectures.join(" or ")
@@ -73,7 +79,10 @@ pub enum RequestError {
         ami_architecture: String,
     },
     #[error("standing host #{index} in STANDING_HOSTS: {source}")]
-    StandingHost { index: usize, source: Box<RequestError> },
+    StandingHost {
+        index: usize,
+        source: Box<RequestError>,
+    },
 }
 
 /// What a host is: whose it is, for how long, and how big. Validated.
@@ -110,7 +119,10 @@ pub fn valid_name(field: &'static str, value: &str) -> Result<String, RequestErr
     if first_ok && rest_ok && (2..=63).contains(&value.len()) {
         Ok(value.to_string())
     } else {
-        Err(RequestError::BadName { field, value: format!("`{value}`") })
+        Err(RequestError::BadName {
+            field,
+            value: format!("`{value}`"),
+        })
     }
 }
 
@@ -120,9 +132,13 @@ pub fn valid_instance_type_format(value: &str) -> Result<String, RequestError> {
     let (family, size) = value.split_once('.').ok_or_else(bad)?;
     let family_ok = family.starts_with(|c: char| c.is_ascii_lowercase())
         && family.chars().any(|c| c.is_ascii_digit())
-        && family.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    let size_ok =
-        !size.is_empty() && size.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        && family
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    let size_ok = !size.is_empty()
+        && size
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if family_ok && size_ok && value.len() <= 32 {
         Ok(value.to_string())
     } else {
@@ -138,11 +154,17 @@ fn shown(value: &Value) -> String {
 }
 
 fn string_field(field: &'static str, value: &Value) -> Result<String, RequestError> {
-    value.as_str().map(str::to_string).ok_or_else(|| match field {
-        "instance_type" => RequestError::BadInstanceTypeFormat(shown(value)),
-        "request_id" => RequestError::BadRequestId(shown(value)),
-        _ => RequestError::BadName { field, value: shown(value) },
-    })
+    value
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| match field {
+            "instance_type" => RequestError::BadInstanceTypeFormat(shown(value)),
+            "request_id" => RequestError::BadRequestId(shown(value)),
+            _ => RequestError::BadName {
+                field,
+                value: shown(value),
+            },
+        })
 }
 
 fn hours_field(value: &Value) -> Result<u32, RequestError> {
@@ -158,8 +180,13 @@ fn parse_spec(
     defaults: &RequestDefaults,
     allowed_fields: &[&str],
 ) -> Result<HostSpec, RequestError> {
-    if let Some(field) = object.keys().find(|k| !allowed_fields.contains(&k.as_str())) {
-        return Err(RequestError::UnknownField { field: field.clone() });
+    if let Some(field) = object
+        .keys()
+        .find(|k| !allowed_fields.contains(&k.as_str()))
+    {
+        return Err(RequestError::UnknownField {
+            field: field.clone(),
+        });
     }
     let missing = Value::String(String::new());
     let owner = string_field("owner", object.get("owner").unwrap_or(&missing))?;
@@ -183,8 +210,13 @@ fn parse_spec(
 }
 
 /// Parses and validates a direct launch request body.
-pub fn parse_request(payload: &Value, defaults: &RequestDefaults) -> Result<HostRequest, RequestError> {
-    let object = payload.as_object().ok_or_else(|| RequestError::NotAnObject(shown(payload)))?;
+pub fn parse_request(
+    payload: &Value,
+    defaults: &RequestDefaults,
+) -> Result<HostRequest, RequestError> {
+    let object = payload
+        .as_object()
+        .ok_or_else(|| RequestError::NotAnObject(shown(payload)))?;
     let spec = parse_spec(object, defaults, &REQUEST_FIELDS)?;
     let request_id = match object.get("request_id") {
         None | Some(Value::Null) => None,
@@ -200,7 +232,10 @@ pub fn parse_request(payload: &Value, defaults: &RequestDefaults) -> Result<Host
 }
 
 /// Parses `STANDING_HOSTS`: a JSON array of `{owner, team, instance_type?, hours?}`.
-pub fn parse_standing_hosts(text: &str, defaults: &RequestDefaults) -> Result<Vec<HostSpec>, String> {
+pub fn parse_standing_hosts(
+    text: &str,
+    defaults: &RequestDefaults,
+) -> Result<Vec<HostSpec>, String> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| format!("a JSON array of {{owner, team, instance_type, hours}} ({e})"))?;
     let entries = value
@@ -210,13 +245,23 @@ pub fn parse_standing_hosts(text: &str, defaults: &RequestDefaults) -> Result<Ve
     let mut specs: Vec<HostSpec> = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let object = entry.as_object().ok_or_else(|| {
-            RequestError::StandingHost { index, source: Box::new(RequestError::NotAnObject(shown(entry))) }
-                .to_string()
+            RequestError::StandingHost {
+                index,
+                source: Box::new(RequestError::NotAnObject(shown(entry))),
+            }
+            .to_string()
         })?;
         let spec = parse_spec(object, defaults, &fields).map_err(|source| {
-            RequestError::StandingHost { index, source: Box::new(source) }.to_string()
+            RequestError::StandingHost {
+                index,
+                source: Box::new(source),
+            }
+            .to_string()
         })?;
-        if specs.iter().any(|s| s.owner == spec.owner && s.team == spec.team) {
+        if specs
+            .iter()
+            .any(|s| s.owner == spec.owner && s.team == spec.team)
+        {
             return Err(format!(
                 "at most one standing host per owner and team; {}/{} appears twice",
                 spec.owner, spec.team
@@ -283,7 +328,10 @@ pub struct LaunchAmi {
 
 impl LaunchAmi {
     pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -303,7 +351,11 @@ pub enum GuardRefusal {
     #[error("AMI {ami_id} is quarantined ({reason})")]
     Quarantined { ami_id: String, reason: String },
     #[error("AMI {ami_id} is owned by account {owner}, not this account {account}")]
-    NotOwned { ami_id: String, owner: String, account: String },
+    NotOwned {
+        ami_id: String,
+        owner: String,
+        account: String,
+    },
 }
 
 impl GuardRefusal {
@@ -328,13 +380,24 @@ pub fn guard<'a>(
     account: &str,
     now: DateTime<Utc>,
 ) -> Result<&'a LaunchAmi, GuardRefusal> {
-    let ami_id = pointer_value.ok_or_else(|| GuardRefusal::NoPointer { pointer: pointer.into() })?;
-    let ami = ami.ok_or_else(|| GuardRefusal::Missing { ami_id: ami_id.into() })?;
+    let ami_id = pointer_value.ok_or_else(|| GuardRefusal::NoPointer {
+        pointer: pointer.into(),
+    })?;
+    let ami = ami.ok_or_else(|| GuardRefusal::Missing {
+        ami_id: ami_id.into(),
+    })?;
     let id = || ami.ami_id.clone();
 
     if let Some(reason) = ami.tag(ami_tags::QUARANTINE) {
-        let reason = if reason.trim().is_empty() { "no reason given" } else { reason };
-        return Err(GuardRefusal::Quarantined { ami_id: id(), reason: reason.into() });
+        let reason = if reason.trim().is_empty() {
+            "no reason given"
+        } else {
+            reason
+        };
+        return Err(GuardRefusal::Quarantined {
+            ami_id: id(),
+            reason: reason.into(),
+        });
     }
     if ami.owner_id.as_deref() != Some(account) {
         return Err(GuardRefusal::NotOwned {
@@ -347,13 +410,21 @@ pub fn guard<'a>(
         return Err(GuardRefusal::Disabled { ami_id: id() });
     }
     if ami.state != "available" {
-        return Err(GuardRefusal::NotAvailable { ami_id: id(), state: ami.state.clone() });
+        return Err(GuardRefusal::NotAvailable {
+            ami_id: id(),
+            state: ami.state.clone(),
+        });
     }
     if let Some(since) = &ami.deprecation_time {
         // An unreadable time is treated as deprecated: refusing is the safe side.
-        let passed = DateTime::parse_from_rfc3339(since).map(|t| t <= now).unwrap_or(true);
+        let passed = DateTime::parse_from_rfc3339(since)
+            .map(|t| t <= now)
+            .unwrap_or(true);
         if passed {
-            return Err(GuardRefusal::Deprecated { ami_id: id(), since: since.clone() });
+            return Err(GuardRefusal::Deprecated {
+                ami_id: id(),
+                since: since.clone(),
+            });
         }
     }
     Ok(ami)
@@ -404,7 +475,11 @@ pub fn client_token(trigger_id: &str, spec: &HostSpec) -> String {
         }
         hash
     };
-    format!("vscode-host-{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x6c62_272e_07bb_0142))
+    format!(
+        "vscode-host-{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x6c62_272e_07bb_0142)
+    )
 }
 
 pub fn plan_launch(
@@ -417,9 +492,15 @@ pub fn plan_launch(
 ) -> LaunchPlan {
     let expires_at = now + Duration::hours(i64::from(spec.hours));
     let client_token = client_token(trigger_id, spec);
-    let source_image = ami.tag(ami_tags::SOURCE_IMAGE).unwrap_or("unknown").to_string();
+    let source_image = ami
+        .tag(ami_tags::SOURCE_IMAGE)
+        .unwrap_or("unknown")
+        .to_string();
     let tags = vec![
-        (tags::NAME.into(), format!("vscode-{}-{}", spec.owner, spec.team)),
+        (
+            tags::NAME.into(),
+            format!("vscode-{}-{}", spec.owner, spec.team),
+        ),
         (tags::MANAGED_BY.into(), tags::MANAGER.into()),
         (tags::OWNER.into(), spec.owner.clone()),
         (tags::TEAM.into(), spec.team.clone()),
@@ -438,7 +519,10 @@ pub fn plan_launch(
         instance_profile: settings.instance_profile.clone(),
         // Amazon Linux 2023 AMIs use /dev/xvda; the AMI's own value wins so that the mapping
         // replaces the root volume instead of adding a second one.
-        root_device_name: ami.root_device_name.clone().unwrap_or_else(|| "/dev/xvda".into()),
+        root_device_name: ami
+            .root_device_name
+            .clone()
+            .unwrap_or_else(|| "/dev/xvda".into()),
         root_volume_gib: settings.root_volume_gib,
         metadata_hop_limit: 1,
         expires_at,
@@ -490,13 +574,23 @@ impl HostFacts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Replacement {
-    Launch { spec: HostSpec, supersedes: Vec<String> },
-    Keep { spec: HostSpec, instance_id: String },
+    Launch {
+        spec: HostSpec,
+        supersedes: Vec<String>,
+    },
+    Keep {
+        spec: HostSpec,
+        instance_id: String,
+    },
 }
 
 /// For each standing host in configuration: launch one from `ami_id` unless a host of that
 /// owner and team already runs it; the hosts it replaces are listed.
-pub fn plan_replacements(standing: &[HostSpec], hosts: &[HostFacts], ami_id: &str) -> Vec<Replacement> {
+pub fn plan_replacements(
+    standing: &[HostSpec],
+    hosts: &[HostFacts],
+    ami_id: &str,
+) -> Vec<Replacement> {
     standing
         .iter()
         .map(|spec| {
@@ -506,10 +600,14 @@ pub fn plan_replacements(standing: &[HostSpec], hosts: &[HostFacts], ami_id: &st
                 .filter(|h| h.owner.as_deref() == Some(&spec.owner))
                 .filter(|h| h.team.as_deref() == Some(&spec.team))
                 .collect();
-            match theirs.iter().find(|h| h.source_ami.as_deref() == Some(ami_id)) {
-                Some(current) => {
-                    Replacement::Keep { spec: spec.clone(), instance_id: current.instance_id.clone() }
-                }
+            match theirs
+                .iter()
+                .find(|h| h.source_ami.as_deref() == Some(ami_id))
+            {
+                Some(current) => Replacement::Keep {
+                    spec: spec.clone(),
+                    instance_id: current.instance_id.clone(),
+                },
                 None => Replacement::Launch {
                     spec: spec.clone(),
                     supersedes: theirs.iter().map(|h| h.instance_id.clone()).collect(),
@@ -545,15 +643,29 @@ pub enum Readiness {
     Ready,
     /// Managed and online: ask code-server now.
     SendProbe,
-    Wait { reason: String },
-    NeverReady { reason: String },
+    Wait {
+        reason: String,
+    },
+    NeverReady {
+        reason: String,
+    },
     /// The instance is gone or going; nothing to wait for.
-    Gone { state: String },
+    Gone {
+        state: String,
+    },
 }
 
-pub fn assess_readiness(obs: &ReadinessObservation, deadline: DateTime<Utc>, now: DateTime<Utc>) -> Readiness {
+pub fn assess_readiness(
+    obs: &ReadinessObservation,
+    deadline: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Readiness {
     let state = match obs.instance_state.as_deref() {
-        None => return Readiness::Gone { state: "unknown to EC2".into() },
+        None => {
+            return Readiness::Gone {
+                state: "unknown to EC2".into(),
+            }
+        }
         Some(s @ ("shutting-down" | "terminated")) => return Readiness::Gone { state: s.into() },
         Some(s) => s,
     };
@@ -572,13 +684,18 @@ pub fn assess_readiness(obs: &ReadinessObservation, deadline: DateTime<Utc>, now
                     Some(Readiness::SendProbe),
                     format!("code-server did not answer on 127.0.0.1:{CODE_SERVER_PORT}: {detail}"),
                 ),
-                _ => (Some(Readiness::SendProbe), "code-server was not asked yet".to_string()),
+                _ => (
+                    Some(Readiness::SendProbe),
+                    "code-server was not asked yet".to_string(),
+                ),
             },
             Some(other) => (None, format!("SSM agent reports {other}")),
         }
     };
     if now >= deadline {
-        return Readiness::NeverReady { reason: format!("not ready by {}: {reason}", timestamp(deadline)) };
+        return Readiness::NeverReady {
+            reason: format!("not ready by {}: {reason}", timestamp(deadline)),
+        };
     }
     next.unwrap_or(Readiness::Wait { reason })
 }
@@ -672,7 +789,10 @@ impl ConnectionKit {
     /// The kit as plain text, for the notification body and the demo.
     pub fn render(&self) -> String {
         let indent = |text: &str| {
-            text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+            text.lines()
+                .map(|l| format!("    {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         format!(
             "Instance: {id}\nRegion: {region}\nOwner: {owner}\nTeam: {team}\nAMI: {ami}\n\
@@ -701,11 +821,17 @@ mod tests {
     use serde_json::json;
 
     fn defaults() -> RequestDefaults {
-        RequestDefaults { hours: 8, instance_type: "t3.large".into(), allowed_instance_types: vec![] }
+        RequestDefaults {
+            hours: 8,
+            instance_type: "t3.large".into(),
+            allowed_instance_types: vec![],
+        }
     }
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn ami() -> LaunchAmi {
@@ -716,17 +842,31 @@ mod tests {
             deprecation_time: None,
             root_device_name: Some("/dev/xvda".into()),
             architecture: Some("x86_64".into()),
-            tags: vec![(ami_tags::SOURCE_IMAGE.into(), "arn:aws:imagebuilder:image/x/1.0.0/1".into())],
+            tags: vec![(
+                ami_tags::SOURCE_IMAGE.into(),
+                "arn:aws:imagebuilder:image/x/1.0.0/1".into(),
+            )],
         }
     }
 
     fn spec(owner: &str, team: &str) -> HostSpec {
-        HostSpec { owner: owner.into(), team: team.into(), hours: 8, instance_type: "t3.large".into() }
+        HostSpec {
+            owner: owner.into(),
+            team: team.into(),
+            hours: 8,
+            instance_type: "t3.large".into(),
+        }
     }
 
     fn guard_now(a: &LaunchAmi) -> Result<String, GuardRefusal> {
-        guard("/p", Some(&a.ami_id), Some(a), "123456789012", at("2026-12-04T12:00:00Z"))
-            .map(|a| a.ami_id.clone())
+        guard(
+            "/p",
+            Some(&a.ami_id),
+            Some(a),
+            "123456789012",
+            at("2026-12-04T12:00:00Z"),
+        )
+        .map(|a| a.ami_id.clone())
     }
 
     #[test]
@@ -748,10 +888,20 @@ mod tests {
 
     #[test]
     fn owners_that_are_not_lowercase_user_names_are_refused_with_the_format() {
-        for owner in ["Alice", "a", "1alice", "alice smith", "alice@example.com", ""] {
+        for owner in [
+            "Alice",
+            "a",
+            "1alice",
+            "alice smith",
+            "alice@example.com",
+            "",
+        ] {
             let err = parse_request(&json!({"owner": owner, "team": "platform"}), &defaults())
                 .unwrap_err();
-            assert!(matches!(err, RequestError::BadName { field: "owner", .. }), "{owner}: {err}");
+            assert!(
+                matches!(err, RequestError::BadName { field: "owner", .. }),
+                "{owner}: {err}"
+            );
             assert!(err.to_string().contains("lowercase letter"), "{err}");
         }
     }
@@ -759,8 +909,11 @@ mod tests {
     #[test]
     fn zero_negative_fractional_and_too_many_hours_are_refused() {
         for hours in [json!(0), json!(-3), json!(1.5), json!(73), json!("8")] {
-            let err = parse_request(&json!({"owner": "alice", "team": "t1", "hours": hours}), &defaults())
-                .unwrap_err();
+            let err = parse_request(
+                &json!({"owner": "alice", "team": "t1", "hours": hours}),
+                &defaults(),
+            )
+            .unwrap_err();
             assert!(matches!(err, RequestError::BadHours(_)), "{err}");
             assert!(err.to_string().contains("from 1 to 72"), "{err}");
         }
@@ -768,10 +921,23 @@ mod tests {
 
     #[test]
     fn malformed_instance_types_are_refused_before_asking_ec2() {
-        for t in ["large", "t3.", ".large", "T3.LARGE", "t3.large; rm -rf /", "t.large"] {
-            let err = parse_request(&json!({"owner": "alice", "team": "t1", "instance_type": t}), &defaults())
-                .unwrap_err();
-            assert!(matches!(err, RequestError::BadInstanceTypeFormat(_)), "{t}: {err}");
+        for t in [
+            "large",
+            "t3.",
+            ".large",
+            "T3.LARGE",
+            "t3.large; rm -rf /",
+            "t.large",
+        ] {
+            let err = parse_request(
+                &json!({"owner": "alice", "team": "t1", "instance_type": t}),
+                &defaults(),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, RequestError::BadInstanceTypeFormat(_)),
+                "{t}: {err}"
+            );
         }
     }
 
@@ -779,32 +945,58 @@ mod tests {
     fn an_instance_type_outside_the_allow_list_is_refused_with_the_list() {
         let mut d = defaults();
         d.allowed_instance_types = vec!["t3.large".into(), "t3.xlarge".into()];
-        let err = parse_request(&json!({"owner": "alice", "team": "t1", "instance_type": "p5.48xlarge"}), &d)
-            .unwrap_err();
-        assert!(err.to_string().contains("allowed: t3.large, t3.xlarge"), "{err}");
+        let err = parse_request(
+            &json!({"owner": "alice", "team": "t1", "instance_type": "p5.48xlarge"}),
+            &d,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("allowed: t3.large, t3.xlarge"),
+            "{err}"
+        );
     }
 
     #[test]
     fn an_unknown_field_is_named_with_the_accepted_ones() {
-        let err = parse_request(&json!({"owner": "alice", "team": "t1", "ttl": 3}), &defaults())
-            .unwrap_err();
-        assert_eq!(err, RequestError::UnknownField { field: "ttl".into() });
-        assert!(err.to_string().contains("owner, team, hours, instance_type, request_id"));
+        let err = parse_request(
+            &json!({"owner": "alice", "team": "t1", "ttl": 3}),
+            &defaults(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            RequestError::UnknownField {
+                field: "ttl".into()
+            }
+        );
+        assert!(err
+            .to_string()
+            .contains("owner, team, hours, instance_type, request_id"));
     }
 
     #[test]
     fn standing_hosts_are_validated_and_point_at_the_bad_entry() {
-        let ok = parse_standing_hosts(r#"[{"owner":"alice","team":"platform","instance_type":"t3.xlarge"}]"#, &defaults())
-            .unwrap();
+        let ok = parse_standing_hosts(
+            r#"[{"owner":"alice","team":"platform","instance_type":"t3.xlarge"}]"#,
+            &defaults(),
+        )
+        .unwrap();
         assert_eq!(ok[0].instance_type, "t3.xlarge");
         assert_eq!(ok[0].hours, 8);
 
-        let err = parse_standing_hosts(r#"[{"owner":"alice","team":"p1"},{"owner":"Bob","team":"p1"}]"#, &defaults())
-            .unwrap_err();
+        let err = parse_standing_hosts(
+            r#"[{"owner":"alice","team":"p1"},{"owner":"Bob","team":"p1"}]"#,
+            &defaults(),
+        )
+        .unwrap_err();
         assert!(err.contains("#1") && err.contains("`Bob`"), "{err}");
-        assert!(parse_standing_hosts("{}", &defaults()).unwrap_err().contains("JSON array"));
+        assert!(parse_standing_hosts("{}", &defaults())
+            .unwrap_err()
+            .contains("JSON array"));
         let twice = r#"[{"owner":"alice","team":"p1"},{"owner":"alice","team":"p1"}]"#;
-        assert!(parse_standing_hosts(twice, &defaults()).unwrap_err().contains("twice"));
+        assert!(parse_standing_hosts(twice, &defaults())
+            .unwrap_err()
+            .contains("twice"));
     }
 
     #[test]
@@ -815,8 +1007,16 @@ mod tests {
     #[test]
     fn the_guard_refuses_a_missing_pointer_or_ami() {
         let now = at("2026-12-04T12:00:00Z");
-        assert_eq!(guard("/p", None, None, "1", now).unwrap_err().code(), "no-pointer");
-        assert_eq!(guard("/p", Some("ami-1"), None, "1", now).unwrap_err().code(), "ami-missing");
+        assert_eq!(
+            guard("/p", None, None, "1", now).unwrap_err().code(),
+            "no-pointer"
+        );
+        assert_eq!(
+            guard("/p", Some("ami-1"), None, "1", now)
+                .unwrap_err()
+                .code(),
+            "ami-missing"
+        );
     }
 
     #[test]
@@ -838,14 +1038,20 @@ mod tests {
         assert_eq!(guard_now(&disabled).unwrap_err().code(), "ami-disabled");
 
         let mut quarantined = ami();
-        quarantined.tags.push((ami_tags::QUARANTINE.into(), "CVE-2026-1234 in openssl".into()));
+        quarantined.tags.push((
+            ami_tags::QUARANTINE.into(),
+            "CVE-2026-1234 in openssl".into(),
+        ));
         let err = guard_now(&quarantined).unwrap_err();
         assert_eq!(err.code(), "ami-quarantined");
         assert!(err.to_string().contains("CVE-2026-1234"), "{err}");
 
         let mut foreign = ami();
         foreign.owner_id = Some("137112412989".into());
-        assert!(guard_now(&foreign).unwrap_err().to_string().contains("137112412989"));
+        assert!(guard_now(&foreign)
+            .unwrap_err()
+            .to_string()
+            .contains("137112412989"));
 
         let mut pending = ami();
         pending.state = "pending".into();
@@ -859,10 +1065,19 @@ mod tests {
             check_instance_type("t3.huge", None, &a),
             Err(RequestError::UnknownInstanceType { .. })
         ));
-        let graviton = InstanceTypeFacts { name: "t4g.large".into(), architectures: vec!["arm64".into()] };
+        let graviton = InstanceTypeFacts {
+            name: "t4g.large".into(),
+            architectures: vec!["arm64".into()],
+        };
         let err = check_instance_type("t4g.large", Some(&graviton), &a).unwrap_err();
-        assert!(err.to_string().contains("arm64") && err.to_string().contains("x86_64"), "{err}");
-        let intel = InstanceTypeFacts { name: "t3.large".into(), architectures: vec!["x86_64".into()] };
+        assert!(
+            err.to_string().contains("arm64") && err.to_string().contains("x86_64"),
+            "{err}"
+        );
+        let intel = InstanceTypeFacts {
+            name: "t3.large".into(),
+            architectures: vec!["x86_64".into()],
+        };
         assert!(check_instance_type("t3.large", Some(&intel), &a).is_ok());
     }
 
@@ -883,13 +1098,28 @@ mod tests {
             instance_profile: "host-profile".into(),
             root_volume_gib: 30,
         };
-        let plan = plan_launch(&spec("alice", "platform"), &ami(), &settings, "req-1", vec![], at("2026-12-04T10:00:00Z"));
-        let tag = |k: &str| plan.tags.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let plan = plan_launch(
+            &spec("alice", "platform"),
+            &ami(),
+            &settings,
+            "req-1",
+            vec![],
+            at("2026-12-04T10:00:00Z"),
+        );
+        let tag = |k: &str| {
+            plan.tags
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(tag(tags::OWNER), Some("alice"));
         assert_eq!(tag(tags::TEAM), Some("platform"));
         assert_eq!(tag(tags::EXPIRES_AT), Some("2026-12-04T18:00:00Z"));
         assert_eq!(tag(tags::SOURCE_AMI), Some("ami-0123456789abcdef0"));
-        assert_eq!(tag(tags::SOURCE_IMAGE), Some("arn:aws:imagebuilder:image/x/1.0.0/1"));
+        assert_eq!(
+            tag(tags::SOURCE_IMAGE),
+            Some("arn:aws:imagebuilder:image/x/1.0.0/1")
+        );
         assert_eq!(tag(tags::MANAGED_BY), Some(tags::MANAGER));
         assert_eq!(tag(tags::LAUNCH_TOKEN), Some(plan.client_token.as_str()));
         assert_eq!(plan.metadata_hop_limit, 1);
@@ -900,10 +1130,17 @@ mod tests {
     fn only_the_instance_profile_consistency_error_is_retried() {
         assert!(is_profile_not_yet_visible(
             Some("InvalidParameterValue"),
-            "Value (host-profile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name"
+            "Value (host-profile) for parameter iamInstanceProfile.name is invalid. \
+             Invalid IAM Instance Profile name"
         ));
-        assert!(!is_profile_not_yet_visible(Some("InvalidParameterValue"), "Invalid value for portRange"));
-        assert!(!is_profile_not_yet_visible(Some("UnauthorizedOperation"), "Invalid IAM Instance Profile"));
+        assert!(!is_profile_not_yet_visible(
+            Some("InvalidParameterValue"),
+            "Invalid value for portRange"
+        ));
+        assert!(!is_profile_not_yet_visible(
+            Some("UnauthorizedOperation"),
+            "Invalid IAM Instance Profile"
+        ));
     }
 
     #[test]
@@ -928,19 +1165,34 @@ mod tests {
 
     #[test]
     fn a_standing_host_on_an_older_ami_is_replaced_and_listed_as_superseded() {
-        let hosts = vec![host("i-old", "alice", "platform", "ami-old"), host("i-bob", "bob", "platform", "ami-old")];
+        let hosts = vec![
+            host("i-old", "alice", "platform", "ami-old"),
+            host("i-bob", "bob", "platform", "ami-old"),
+        ];
         let plan = plan_replacements(&[spec("alice", "platform")], &hosts, "ami-new");
         assert_eq!(
             plan,
-            vec![Replacement::Launch { spec: spec("alice", "platform"), supersedes: vec!["i-old".into()] }]
+            vec![Replacement::Launch {
+                spec: spec("alice", "platform"),
+                supersedes: vec!["i-old".into()]
+            }]
         );
     }
 
     #[test]
     fn a_standing_host_already_on_the_new_ami_is_kept() {
-        let hosts = vec![host("i-old", "alice", "platform", "ami-old"), host("i-new", "alice", "platform", "ami-new")];
+        let hosts = vec![
+            host("i-old", "alice", "platform", "ami-old"),
+            host("i-new", "alice", "platform", "ami-new"),
+        ];
         let plan = plan_replacements(&[spec("alice", "platform")], &hosts, "ami-new");
-        assert_eq!(plan, vec![Replacement::Keep { spec: spec("alice", "platform"), instance_id: "i-new".into() }]);
+        assert_eq!(
+            plan,
+            vec![Replacement::Keep {
+                spec: spec("alice", "platform"),
+                instance_id: "i-new".into()
+            }]
+        );
     }
 
     #[test]
@@ -949,19 +1201,37 @@ mod tests {
         superseded.superseded_by = Some("i-2".into());
         let mut terminated = host("i-3", "alice", "platform", "ami-old");
         terminated.state = "terminated".into();
-        let plan = plan_replacements(&[spec("alice", "platform")], &[superseded, terminated], "ami-new");
-        assert_eq!(plan, vec![Replacement::Launch { spec: spec("alice", "platform"), supersedes: vec![] }]);
+        let plan = plan_replacements(
+            &[spec("alice", "platform")],
+            &[superseded, terminated],
+            "ami-new",
+        );
+        assert_eq!(
+            plan,
+            vec![Replacement::Launch {
+                spec: spec("alice", "platform"),
+                supersedes: vec![]
+            }]
+        );
     }
 
     fn seen(state: Option<&str>, ping: Option<&str>, probe: ProbeResult) -> ReadinessObservation {
-        ReadinessObservation { instance_state: state.map(Into::into), ping: ping.map(Into::into), probe }
+        ReadinessObservation {
+            instance_state: state.map(Into::into),
+            ping: ping.map(Into::into),
+            probe,
+        }
     }
 
     #[test]
     fn readiness_waits_for_ssm_then_probes_then_is_ready() {
         let (deadline, now) = (at("2026-12-04T12:15:00Z"), at("2026-12-04T12:01:00Z"));
         assert!(matches!(
-            assess_readiness(&seen(Some("pending"), None, ProbeResult::NotSent), deadline, now),
+            assess_readiness(
+                &seen(Some("pending"), None, ProbeResult::NotSent),
+                deadline,
+                now
+            ),
             Readiness::Wait { .. }
         ));
         assert!(matches!(
@@ -969,27 +1239,53 @@ mod tests {
             Readiness::Wait { reason } if reason.contains("not registered with SSM")
         ));
         assert_eq!(
-            assess_readiness(&seen(Some("running"), Some("Online"), ProbeResult::NotSent), deadline, now),
+            assess_readiness(
+                &seen(Some("running"), Some("Online"), ProbeResult::NotSent),
+                deadline,
+                now
+            ),
             Readiness::SendProbe
         );
         assert!(matches!(
-            assess_readiness(&seen(Some("running"), Some("Online"), ProbeResult::Pending), deadline, now),
+            assess_readiness(
+                &seen(Some("running"), Some("Online"), ProbeResult::Pending),
+                deadline,
+                now
+            ),
             Readiness::Wait { .. }
         ));
         assert_eq!(
-            assess_readiness(&seen(Some("running"), Some("Online"), ProbeResult::Passed), deadline, now),
+            assess_readiness(
+                &seen(Some("running"), Some("Online"), ProbeResult::Passed),
+                deadline,
+                now
+            ),
             Readiness::Ready
         );
     }
 
     #[test]
     fn a_failed_probe_is_sent_again_until_the_deadline_then_the_host_is_never_ready() {
-        let failed = seen(Some("running"), Some("Online"), ProbeResult::Failed { detail: "exit 7".into() });
+        let failed = seen(
+            Some("running"),
+            Some("Online"),
+            ProbeResult::Failed {
+                detail: "exit 7".into(),
+            },
+        );
         assert_eq!(
-            assess_readiness(&failed, at("2026-12-04T12:15:00Z"), at("2026-12-04T12:05:00Z")),
+            assess_readiness(
+                &failed,
+                at("2026-12-04T12:15:00Z"),
+                at("2026-12-04T12:05:00Z")
+            ),
             Readiness::SendProbe
         );
-        match assess_readiness(&failed, at("2026-12-04T12:15:00Z"), at("2026-12-04T12:15:00Z")) {
+        match assess_readiness(
+            &failed,
+            at("2026-12-04T12:15:00Z"),
+            at("2026-12-04T12:15:00Z"),
+        ) {
             Readiness::NeverReady { reason } => assert!(reason.contains("exit 7"), "{reason}"),
             other => panic!("expected NeverReady, got {other:?}"),
         }
@@ -1002,7 +1298,12 @@ mod tests {
             at("2026-12-04T12:15:00Z"),
             at("2026-12-04T12:01:00Z"),
         );
-        assert_eq!(r, Readiness::Gone { state: "terminated".into() });
+        assert_eq!(
+            r,
+            Readiness::Gone {
+                state: "terminated".into()
+            }
+        );
     }
 
     #[test]
@@ -1016,15 +1317,29 @@ mod tests {
             expires_at: "2026-12-04T18:00:00Z".into(),
         };
         let text = kit.render();
-        assert!(text.contains("Instance: i-0abc") && text.contains("Region: eu-west-1"), "{text}");
+        assert!(
+            text.contains("Instance: i-0abc") && text.contains("Region: eu-west-1"),
+            "{text}"
+        );
         assert!(text.contains("Expires at: 2026-12-04T18:00:00Z"), "{text}");
         assert!(text.contains(
             "aws ssm start-session --region eu-west-1 --target i-0abc --document-name \
              AWS-StartPortForwardingSession --parameters '{\"portNumber\":[\"8080\"],\"localPortNumber\":[\"8080\"]}'"
         ), "{text}");
         assert!(text.contains("Key=expires-at"), "{text}");
-        assert!(text.contains("    Host vscode-alice-platform\n      HostName i-0abc\n      User vscode"), "{text}");
-        assert!(text.contains("--document-name AWS-StartSSHSession --parameters portNumber=%p"), "{text}");
-        assert!(text.contains("ec2-instance-connect send-ssh-public-key"), "{text}");
+        assert!(
+            text.contains(
+                "    Host vscode-alice-platform\n      HostName i-0abc\n      User vscode"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("--document-name AWS-StartSSHSession --parameters portNumber=%p"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ec2-instance-connect send-ssh-public-key"),
+            "{text}"
+        );
     }
 }

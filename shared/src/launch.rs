@@ -17,9 +17,10 @@ use crate::aws::{hosts, sns, ssm, AwsError, Clients};
 use crate::config::{ConfigError, Env};
 use crate::host::{
     assess_readiness, check_instance_type, guard, is_profile_not_yet_visible, launch_retry_delay,
-    parse_request, parse_standing_hosts, plan_launch, plan_replacements, tags, valid_instance_type_format,
-    ConnectionKit, GuardRefusal, HostSpec, LaunchAmi, LaunchSettings, ProbeResult, Readiness, ReadinessCheck,
-    ReadinessObservation, Replacement, RequestDefaults, RequestError, REQUEST_FIELDS,
+    parse_request, parse_standing_hosts, plan_launch, plan_replacements, tags,
+    valid_instance_type_format, ConnectionKit, GuardRefusal, HostSpec, LaunchAmi, LaunchSettings,
+    ProbeResult, Readiness, ReadinessCheck, ReadinessObservation, Replacement, RequestDefaults,
+    RequestError, REQUEST_FIELDS,
 };
 use crate::notify::{Body, Level, Notification};
 use crate::promotion::timestamp;
@@ -56,31 +57,60 @@ pub struct LaunchConfig {
 
 impl LaunchConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let invalid = |name: &'static str, expected: &'static str, value: String| {
-            ConfigError::Invalid { name, expected, value }
-        };
+        let invalid =
+            |name: &'static str, expected: &'static str, value: String| ConfigError::Invalid {
+                name,
+                expected,
+                value,
+            };
         let account_id = env.required("ACCOUNT_ID")?;
         if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
-            return Err(invalid("ACCOUNT_ID", "a 12-digit AWS account id", account_id));
+            return Err(invalid(
+                "ACCOUNT_ID",
+                "a 12-digit AWS account id",
+                account_id,
+            ));
         }
         let hours = env.number("DEFAULT_HOURS", 8)?;
         if !(1..=72).contains(&hours) {
-            return Err(invalid("DEFAULT_HOURS", "a whole number from 1 to 72", hours.to_string()));
+            return Err(invalid(
+                "DEFAULT_HOURS",
+                "a whole number from 1 to 72",
+                hours.to_string(),
+            ));
         }
-        let instance_type = env.required("DEFAULT_INSTANCE_TYPE").unwrap_or_else(|_| "t3.large".into());
+        let instance_type = env
+            .required("DEFAULT_INSTANCE_TYPE")
+            .unwrap_or_else(|_| "t3.large".into());
         let type_format = "EC2 instance types such as t3.large, separated by commas";
-        valid_instance_type_format(&instance_type)
-            .map_err(|_| invalid("DEFAULT_INSTANCE_TYPE", "an EC2 instance type such as t3.large", instance_type.clone()))?;
+        valid_instance_type_format(&instance_type).map_err(|_| {
+            invalid(
+                "DEFAULT_INSTANCE_TYPE",
+                "an EC2 instance type such as t3.large",
+                instance_type.clone(),
+            )
+        })?;
         let allowed_instance_types: Vec<String> = match env.required("ALLOWED_INSTANCE_TYPES") {
-            Ok(list) => list.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+            Ok(list) => list
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect(),
             Err(_) => vec![],
         };
         for t in &allowed_instance_types {
-            valid_instance_type_format(t).map_err(|_| invalid("ALLOWED_INSTANCE_TYPES", type_format, t.clone()))?;
+            valid_instance_type_format(t)
+                .map_err(|_| invalid("ALLOWED_INSTANCE_TYPES", type_format, t.clone()))?;
         }
-        let defaults = RequestDefaults { hours: hours as u32, instance_type, allowed_instance_types };
+        let defaults = RequestDefaults {
+            hours: hours as u32,
+            instance_type,
+            allowed_instance_types,
+        };
         if !defaults.allowed_instance_types.is_empty()
-            && !defaults.allowed_instance_types.contains(&defaults.instance_type)
+            && !defaults
+                .allowed_instance_types
+                .contains(&defaults.instance_type)
         {
             return Err(invalid(
                 "DEFAULT_INSTANCE_TYPE",
@@ -88,21 +118,32 @@ impl LaunchConfig {
                 defaults.instance_type.clone(),
             ));
         }
-        let standing_text = env.required("STANDING_HOSTS").unwrap_or_else(|_| "[]".into());
+        let standing_text = env
+            .required("STANDING_HOSTS")
+            .unwrap_or_else(|_| "[]".into());
         let standing_hosts = parse_standing_hosts(&standing_text, &defaults).map_err(|reason| {
             ConfigError::Invalid {
                 name: "STANDING_HOSTS",
-                expected: "a JSON array like [{\"owner\":\"alice\",\"team\":\"platform\",\"instance_type\":\"t3.large\"}]",
+                expected: "a JSON array like \
+                           [{\"owner\":\"alice\",\"team\":\"platform\",\"instance_type\":\"t3.large\"}]",
                 value: reason,
             }
         })?;
         let root_volume_gib = env.number("ROOT_VOLUME_GIB", 30)?;
         if !(8..=1024).contains(&root_volume_gib) {
-            return Err(invalid("ROOT_VOLUME_GIB", "a size from 8 to 1024 GiB", root_volume_gib.to_string()));
+            return Err(invalid(
+                "ROOT_VOLUME_GIB",
+                "a size from 8 to 1024 GiB",
+                root_volume_gib.to_string(),
+            ));
         }
         let recheck = env.number("READINESS_RECHECK_SECONDS", 60)?;
         if recheck > 900 {
-            return Err(invalid("READINESS_RECHECK_SECONDS", "at most 900 (the SQS delay limit)", recheck.to_string()));
+            return Err(invalid(
+                "READINESS_RECHECK_SECONDS",
+                "at most 900 (the SQS delay limit)",
+                recheck.to_string(),
+            ));
         }
 
         Ok(LaunchConfig {
@@ -110,7 +151,9 @@ impl LaunchConfig {
             topic_arn: env.required("TOPIC_ARN")?,
             account_id,
             region: env.required("AWS_REGION")?,
-            pipeline_name: env.required("PIPELINE_NAME").unwrap_or_else(|_| "vscode-host".into()),
+            pipeline_name: env
+                .required("PIPELINE_NAME")
+                .unwrap_or_else(|_| "vscode-host".into()),
             settings: LaunchSettings {
                 subnet_id: env.required("HOST_SUBNET_ID")?,
                 security_group_id: env.required("HOST_SECURITY_GROUP_ID")?,
@@ -135,7 +178,8 @@ impl LaunchConfig {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TriggerError {
     #[error(
-        "expected one of three shapes: a launch request (a JSON object with the fields {fields}), an SNS \
+        "expected one of three shapes: a launch request (a JSON object with the fields \
+         {fields}), an SNS \
          event whose record carries the promotion notification, or an SQS event of readiness \
          checks; got {0}",
         fields = REQUEST_FIELDS.join(", ")
@@ -155,9 +199,13 @@ pub enum TriggerError {
 pub enum Trigger {
     Request(crate::host::HostRequest),
     /// A promotion notification; the id of the SNS message keys the launches' idempotency.
-    Promotion { message_id: String },
+    Promotion {
+        message_id: String,
+    },
     Readiness(Vec<ReadinessCheck>),
-    Ignore { reason: String },
+    Ignore {
+        reason: String,
+    },
 }
 
 fn describe(payload: &Value) -> String {
@@ -182,11 +230,16 @@ pub fn parse_trigger(payload: &Value, defaults: &RequestDefaults) -> Result<Trig
         let first = records.first().ok_or_else(unrecognised)?;
         if first.get("EventSource").and_then(Value::as_str) == Some("aws:sns") {
             let sns = &first["Sns"];
-            let event_type = sns["MessageAttributes"]["event_type"]["Value"].as_str().unwrap_or("(none)");
+            let event_type = sns["MessageAttributes"]["event_type"]["Value"]
+                .as_str()
+                .unwrap_or("(none)");
             let message_id = sns["MessageId"].as_str().unwrap_or_default().to_string();
             if event_type != PROMOTED_EVENT_TYPE || message_id.is_empty() {
                 return Ok(Trigger::Ignore {
-                    reason: format!("SNS message of event_type {event_type}; only {PROMOTED_EVENT_TYPE} launches hosts"),
+                    reason: format!(
+                        "SNS message of event_type {event_type}; only {PROMOTED_EVENT_TYPE} \
+                         launches hosts"
+                    ),
                 });
             }
             return Ok(Trigger::Promotion { message_id });
@@ -198,12 +251,19 @@ pub fn parse_trigger(payload: &Value, defaults: &RequestDefaults) -> Result<Trig
                     let message_id = r["messageId"].as_str().unwrap_or("(no id)").to_string();
                     let body = r["body"].as_str().unwrap_or_default();
                     let check: ReadinessCheck = serde_json::from_str(body).map_err(|e| {
-                        TriggerError::NotAReadinessCheck { message_id: message_id.clone(), reason: e.to_string() }
+                        TriggerError::NotAReadinessCheck {
+                            message_id: message_id.clone(),
+                            reason: e.to_string(),
+                        }
                     })?;
                     if check.kind != ReadinessCheck::KIND {
                         return Err(TriggerError::NotAReadinessCheck {
                             message_id,
-                            reason: format!("kind is `{}`, expected `{}`", check.kind, ReadinessCheck::KIND),
+                            reason: format!(
+                                "kind is `{}`, expected `{}`",
+                                check.kind,
+                                ReadinessCheck::KIND
+                            ),
                         });
                     }
                     Ok(check)
@@ -238,9 +298,18 @@ pub enum LaunchError {
         "RunInstances for {owner}/{team} still could not see instance profile {profile} after \
          {waited_secs}s; IAM changes usually appear within a minute, so check that it exists"
     )]
-    ProfileNotVisible { owner: String, team: String, profile: String, waited_secs: u64 },
+    ProfileNotVisible {
+        owner: String,
+        team: String,
+        profile: String,
+        waited_secs: u64,
+    },
     #[error("{failed} of {total} host launches failed; first: {first}")]
-    HostsFailed { failed: usize, total: usize, first: String },
+    HostsFailed {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
 }
 
 impl From<LaunchError> for Diagnostic {
@@ -254,7 +323,10 @@ impl From<LaunchError> for Diagnostic {
             LaunchError::ProfileNotVisible { .. } => "InstanceProfileNotVisible",
             LaunchError::HostsFailed { .. } => "HostsFailed",
         };
-        Diagnostic { error_type: error_type.into(), error_message: err.to_string() }
+        Diagnostic {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
     }
 }
 
@@ -311,7 +383,11 @@ pub struct Launcher {
 
 impl Launcher {
     pub fn new(config: LaunchConfig, clients: Clients, sqs: aws_sdk_sqs::Client) -> Self {
-        Launcher { config, clients, sqs }
+        Launcher {
+            config,
+            clients,
+            sqs,
+        }
     }
 
     /// Handles one invocation payload. `request_id` is the Lambda request id (kept by Lambda
@@ -326,22 +402,41 @@ impl Launcher {
         match parse_trigger(payload, &self.config.defaults)? {
             Trigger::Ignore { reason } => {
                 info!(%reason, "nothing to do");
-                Ok(Outcome { trigger: "sns".into(), decision: "ignore".into(), reason, hosts: vec![] })
+                Ok(Outcome {
+                    trigger: "sns".into(),
+                    decision: "ignore".into(),
+                    reason,
+                    hosts: vec![],
+                })
             }
             Trigger::Request(request) => {
-                let trigger_id = request.request_id.clone().unwrap_or_else(|| request_id.to_string());
-                info!(owner = %request.spec.owner, team = %request.spec.team, hours = request.spec.hours,
-                      instance_type = %request.spec.instance_type, trigger = %trigger_id, "launch requested");
+                let trigger_id = request
+                    .request_id
+                    .clone()
+                    .unwrap_or_else(|| request_id.to_string());
+                let spec = &request.spec;
+                info!(
+                    owner = %spec.owner, team = %spec.team, hours = spec.hours,
+                    instance_type = %spec.instance_type, trigger = %trigger_id, "launch requested"
+                );
                 let ami = self.source_ami(now).await??;
-                let host = self.launch(&request.spec, &ami, &trigger_id, vec![], deadline, now).await?;
+                let host = self
+                    .launch(&request.spec, &ami, &trigger_id, vec![], deadline, now)
+                    .await?;
                 Ok(Outcome {
                     trigger: "request".into(),
                     decision: "launch".into(),
-                    reason: format!("requested by {} for {}", request.spec.owner, request.spec.team),
+                    reason: format!(
+                        "requested by {} for {}",
+                        request.spec.owner, request.spec.team
+                    ),
                     hosts: vec![host],
                 })
             }
-            Trigger::Promotion { message_id } => self.replace_standing_hosts(&message_id, deadline, now).await,
+            Trigger::Promotion { message_id } => {
+                self.replace_standing_hosts(&message_id, deadline, now)
+                    .await
+            }
             Trigger::Readiness(checks) => {
                 let mut outcomes = Vec::new();
                 for check in checks {
@@ -358,17 +453,29 @@ impl Launcher {
     }
 
     /// Reads the pointer and runs the launch guard on the AMI it names.
-    async fn source_ami(&self, now: DateTime<Utc>) -> Result<Result<LaunchAmi, GuardRefusal>, LaunchError> {
+    async fn source_ami(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Result<LaunchAmi, GuardRefusal>, LaunchError> {
         let pointer = &self.config.pointer_parameter;
         let value = ssm::read_pointer(&self.clients.ssm, pointer).await?;
         let ami = match &value {
             Some(ami_id) => hosts::describe_launch_ami(&self.clients.ec2, ami_id).await?,
             None => None,
         };
-        let verdict = guard(pointer, value.as_deref(), ami.as_ref(), &self.config.account_id, now).cloned();
+        let verdict = guard(
+            pointer,
+            value.as_deref(),
+            ami.as_ref(),
+            &self.config.account_id,
+            now,
+        )
+        .cloned();
         match &verdict {
             Ok(ami) => info!(pointer = %pointer, ami = %ami.ami_id, "launch guard passed"),
-            Err(refusal) => warn!(pointer = %pointer, reason = refusal.code(), %refusal, "launch guard refused"),
+            Err(refusal) => {
+                warn!(pointer = %pointer, reason = refusal.code(), %refusal, "launch guard refused")
+            }
         }
         Ok(verdict)
     }
@@ -387,7 +494,11 @@ impl Launcher {
         };
         if self.config.standing_hosts.is_empty() {
             info!(promotion = %message_id, "no standing hosts configured");
-            return Ok(outcome("nothing-to-do", "STANDING_HOSTS lists no hosts".into(), vec![]));
+            return Ok(outcome(
+                "nothing-to-do",
+                "STANDING_HOSTS lists no hosts".into(),
+                vec![],
+            ));
         }
 
         let ami = match self.source_ami(now).await? {
@@ -396,10 +507,12 @@ impl Launcher {
                 // Retrying would not change the AMI: report it to people and stop.
                 let n = Notification::new(
                     &format!("Hosts NOT replaced: {}", refusal.code()),
-                    Body::new("A promotion arrived, but no host is launched from the pointer's AMI.")
-                        .line("Pointer", &self.config.pointer_parameter)
-                        .line("Why", &refusal)
-                        .finish(),
+                    Body::new(
+                        "A promotion arrived, but no host is launched from the pointer's AMI.",
+                    )
+                    .line("Pointer", &self.config.pointer_parameter)
+                    .line("Why", &refusal)
+                    .finish(),
                     "host.launch-refused",
                     &self.config.pipeline_name,
                     Level::Warning,
@@ -418,8 +531,10 @@ impl Launcher {
         for step in plan {
             match step {
                 Replacement::Keep { spec, instance_id } => {
-                    info!(owner = %spec.owner, team = %spec.team, instance = %instance_id, ami = %ami.ami_id,
-                          "standing host already runs the promoted AMI");
+                    info!(
+                        owner = %spec.owner, team = %spec.team, instance = %instance_id,
+                        ami = %ami.ami_id, "standing host already runs the promoted AMI"
+                    );
                     results.push(HostOutcome {
                         action: "kept".into(),
                         instance_id: Some(instance_id),
@@ -429,10 +544,16 @@ impl Launcher {
                     });
                 }
                 Replacement::Launch { spec, supersedes } => {
-                    match self.launch(&spec, &ami, message_id, supersedes, deadline, now).await {
+                    match self
+                        .launch(&spec, &ami, message_id, supersedes, deadline, now)
+                        .await
+                    {
                         Ok(host) => results.push(host),
                         Err(e) => {
-                            error!(owner = %spec.owner, team = %spec.team, error = %e, "standing host not replaced");
+                            error!(
+                                owner = %spec.owner, team = %spec.team, error = %e,
+                                "standing host not replaced"
+                            );
                             failures.push(e.to_string());
                             results.push(HostOutcome {
                                 action: "failed".into(),
@@ -446,9 +567,17 @@ impl Launcher {
         }
         if let Some(first) = failures.first() {
             // The event is retried; hosts already launched are found again by their token.
-            return Err(LaunchError::HostsFailed { failed: failures.len(), total, first: first.clone() });
+            return Err(LaunchError::HostsFailed {
+                failed: failures.len(),
+                total,
+                first: first.clone(),
+            });
         }
-        Ok(outcome("replace", format!("promotion {message_id}: pointer names {}", ami.ami_id), results))
+        Ok(outcome(
+            "replace",
+            format!("promotion {message_id}: pointer names {}", ami.ami_id),
+            results,
+        ))
     }
 
     /// Launches one host (or finds the one an earlier attempt launched), marks what it
@@ -465,24 +594,38 @@ impl Launcher {
         let ec2 = &self.clients.ec2;
         let facts = hosts::describe_instance_type(ec2, &spec.instance_type).await?;
         check_instance_type(&spec.instance_type, facts.as_ref(), ami)?;
-        let plan = plan_launch(spec, ami, &self.config.settings, trigger_id, supersedes, now);
+        let plan = plan_launch(
+            spec,
+            ami,
+            &self.config.settings,
+            trigger_id,
+            supersedes,
+            now,
+        );
 
         // EC2 honours the client token for a while; the tag also covers an emulator or a retry
         // after the token expired.
         let (instance_id, action) = match hosts::host_by_token(ec2, &plan.client_token).await? {
             Some(existing) => {
-                info!(instance = %existing.instance_id, token = %plan.client_token, "host already launched by an earlier attempt");
+                info!(
+                    instance = %existing.instance_id, token = %plan.client_token,
+                    "host already launched by an earlier attempt"
+                );
                 (existing.instance_id, "already-launched")
             }
             None => (self.run_with_profile_retry(&plan).await?, "launched"),
         };
-        info!(instance = %instance_id, owner = %spec.owner, team = %spec.team, ami = %plan.ami_id,
-              instance_type = %spec.instance_type, expires_at = %timestamp(plan.expires_at), action, "host launched");
+        info!(
+            instance = %instance_id, owner = %spec.owner, team = %spec.team, ami = %plan.ami_id,
+            instance_type = %spec.instance_type, expires_at = %timestamp(plan.expires_at), action,
+            "host launched"
+        );
 
         if !plan.supersedes.is_empty() {
             let tag = vec![(tags::SUPERSEDED_BY.to_string(), instance_id.clone())];
             hosts::tag_hosts(ec2, &plan.supersedes, &tag).await?;
-            info!(instance = %instance_id, superseded = %plan.supersedes.join(","), "older hosts marked superseded");
+            let superseded = plan.supersedes.join(",");
+            info!(instance = %instance_id, %superseded, "older hosts marked superseded");
         }
 
         let check = ReadinessCheck {
@@ -493,7 +636,9 @@ impl Launcher {
             region: self.config.region.clone(),
             ami_id: plan.ami_id.clone(),
             expires_at: timestamp(plan.expires_at),
-            deadline: timestamp(now + chrono::Duration::from_std(self.config.readiness_timeout).unwrap_or_default()),
+            deadline: timestamp(
+                now + chrono::Duration::from_std(self.config.readiness_timeout).unwrap_or_default(),
+            ),
             command_id: None,
             attempt: 0,
         };
@@ -506,13 +651,23 @@ impl Launcher {
             }
             Settled::NeverReady { reason, terminated } => format!(
                 "never became ready: {reason}{}",
-                if *terminated { "; the host was terminated" } else { "" }
+                if *terminated {
+                    "; the host was terminated"
+                } else {
+                    ""
+                }
             ),
             Settled::Gone { state } => format!("the host is {state}"),
         };
-        let n = self.host_notice(&kit, "host.launched", "Your VS Code host is launched.", &readiness_text, Level::Info);
+        let n = self.host_notice(
+            &kit,
+            "host.launched",
+            "Your VS Code host is launched.",
+            &readiness_text,
+            Level::Info,
+        );
         let message = sns::publish(&self.clients.sns, &self.config.topic_arn, &n).await?;
-        info!(instance = %instance_id, owner = %spec.owner, message = %message, "connection kit sent");
+        info!(instance = %instance_id, owner = %spec.owner, %message, "connection kit sent");
 
         Ok(HostOutcome {
             action: action.into(),
@@ -529,7 +684,10 @@ impl Launcher {
 
     /// RunInstances, retrying only IAM's eventual consistency on a new instance profile. The
     /// same client token goes with every attempt, so no retry can launch a second host.
-    async fn run_with_profile_retry(&self, plan: &crate::host::LaunchPlan) -> Result<String, LaunchError> {
+    async fn run_with_profile_retry(
+        &self,
+        plan: &crate::host::LaunchPlan,
+    ) -> Result<String, LaunchError> {
         let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
@@ -540,7 +698,9 @@ impl Launcher {
             if !is_profile_not_yet_visible(err.code.as_deref(), &err.message) {
                 return Err(err.into());
             }
-            let Some(pause) = launch_retry_delay(attempt, started.elapsed(), self.config.profile_retry_budget) else {
+            let Some(pause) =
+                launch_retry_delay(attempt, started.elapsed(), self.config.profile_retry_budget)
+            else {
                 return Err(LaunchError::ProfileNotVisible {
                     owner: plan.spec.owner.clone(),
                     team: plan.spec.team.clone(),
@@ -548,8 +708,10 @@ impl Launcher {
                     waited_secs: started.elapsed().as_secs(),
                 });
             };
-            warn!(profile = %plan.instance_profile, attempt, pause_ms = pause.as_millis() as u64,
-                  "instance profile not visible to EC2 yet; retrying RunInstances");
+            warn!(
+                profile = %plan.instance_profile, attempt, pause_ms = pause.as_millis() as u64,
+                "instance profile not visible to EC2 yet; retrying RunInstances"
+            );
             tokio::time::sleep(pause).await;
             attempt += 1;
         }
@@ -571,7 +733,11 @@ impl Launcher {
         let spec = spec_of(&check);
         let kit = kit_of(&check);
         let host = hosts::describe_host(&self.clients.ec2, &check.instance_id).await?;
-        if let Some(decided) = host.as_ref().and_then(|h| h.readiness.clone()).filter(|r| r != tags::PENDING) {
+        if let Some(decided) = host
+            .as_ref()
+            .and_then(|h| h.readiness.clone())
+            .filter(|r| r != tags::PENDING)
+        {
             // A repeated delivery of a check that was already concluded.
             info!(instance = %check.instance_id, readiness = %decided, "readiness already decided");
             return Ok(HostOutcome {
@@ -584,14 +750,31 @@ impl Launcher {
 
         let settled = self.settle(check.clone(), deadline, now).await?;
         let (event_type, headline, text, level) = match &settled {
-            Settled::Ready => ("host.ready", "Your VS Code host is ready.", "ready: VS Code answers".to_string(), Level::Info),
+            Settled::Ready => (
+                "host.ready",
+                "Your VS Code host is ready.",
+                "ready: VS Code answers".to_string(),
+                Level::Info,
+            ),
             Settled::NeverReady { reason, terminated } => (
                 "host.not-ready",
                 "Your VS Code host did not become ready.",
-                format!("never became ready: {reason}{}", if *terminated { "; the host was terminated" } else { "" }),
+                format!(
+                    "never became ready: {reason}{}",
+                    if *terminated {
+                        "; the host was terminated"
+                    } else {
+                        ""
+                    }
+                ),
                 Level::Warning,
             ),
-            Settled::Gone { state } => ("host.not-ready", "Your VS Code host is gone.", format!("the host is {state}"), Level::Warning),
+            Settled::Gone { state } => (
+                "host.not-ready",
+                "Your VS Code host is gone.",
+                format!("the host is {state}"),
+                Level::Warning,
+            ),
             Settled::HandedOff { reason } => ("", "", reason.clone(), Level::Info),
         };
         if !event_type.is_empty() {
@@ -619,14 +802,21 @@ impl Launcher {
         now: DateTime<Utc>,
     ) -> Result<Settled, LaunchError> {
         let started = tokio::time::Instant::now();
-        let host_deadline = DateTime::parse_from_rfc3339(&check.deadline).map(|d| d.with_timezone(&Utc)).unwrap_or(now);
+        let host_deadline = DateTime::parse_from_rfc3339(&check.deadline)
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(now);
         let mut inline = self.config.readiness_wait;
         if let Some(deadline) = deadline {
-            let left = (deadline - now).to_std().unwrap_or_default().saturating_sub(INVOCATION_MARGIN);
+            let left = (deadline - now)
+                .to_std()
+                .unwrap_or_default()
+                .saturating_sub(INVOCATION_MARGIN);
             inline = inline.min(left);
         }
         if inline.is_zero() {
-            return self.hand_off(check, "readiness is followed by a later invocation").await;
+            return self
+                .hand_off(check, "readiness is followed by a later invocation")
+                .await;
         }
 
         loop {
@@ -641,17 +831,19 @@ impl Launcher {
                 }
                 Readiness::Gone { state } => return Ok(Settled::Gone { state }),
                 Readiness::NeverReady { reason } => {
-                    self.tag_readiness(&check.instance_id, tags::NOT_READY).await?;
+                    self.tag_readiness(&check.instance_id, tags::NOT_READY)
+                        .await?;
                     let terminated = self.config.terminate_unready;
                     if terminated {
                         hosts::terminate_host(&self.clients.ec2, &check.instance_id).await?;
                     }
-                    warn!(instance = %check.instance_id, %reason, terminated, "host never became ready");
+                    let instance = &check.instance_id;
+                    warn!(%instance, %reason, terminated, "host never became ready");
                     return Ok(Settled::NeverReady { reason, terminated });
                 }
                 Readiness::SendProbe => {
                     let command = hosts::send_probe(&self.clients.ssm, &check.instance_id).await?;
-                    info!(instance = %check.instance_id, command = %command, "code-server probe sent");
+                    info!(instance = %check.instance_id, %command, "code-server probe sent");
                     check.command_id = Some(command);
                 }
                 Readiness::Wait { reason } => {
@@ -677,16 +869,30 @@ impl Launcher {
             }
             _ => ProbeResult::NotSent,
         };
-        Ok(ReadinessObservation { instance_state, ping, probe })
+        Ok(ReadinessObservation {
+            instance_state,
+            ping,
+            probe,
+        })
     }
 
-    async fn hand_off(&self, mut check: ReadinessCheck, reason: &str) -> Result<Settled, LaunchError> {
+    async fn hand_off(
+        &self,
+        mut check: ReadinessCheck,
+        reason: &str,
+    ) -> Result<Settled, LaunchError> {
         check.attempt += 1;
         let delay = self.config.readiness_recheck.as_secs() as i32;
-        let message = hosts::send_readiness_check(&self.sqs, &self.config.readiness_queue_url, &check, delay).await?;
-        info!(instance = %check.instance_id, attempt = check.attempt, delay_secs = delay, message = %message,
-              %reason, "readiness handed off");
-        Ok(Settled::HandedOff { reason: reason.to_string() })
+        let message =
+            hosts::send_readiness_check(&self.sqs, &self.config.readiness_queue_url, &check, delay)
+                .await?;
+        info!(
+            instance = %check.instance_id, attempt = check.attempt, delay_secs = delay, %message,
+            %reason, "readiness handed off"
+        );
+        Ok(Settled::HandedOff {
+            reason: reason.to_string(),
+        })
     }
 
     async fn tag_readiness(&self, instance_id: &str, value: &str) -> Result<(), LaunchError> {
@@ -695,10 +901,23 @@ impl Launcher {
         Ok(())
     }
 
-    fn host_notice(&self, kit: &ConnectionKit, event_type: &str, headline: &str, readiness: &str, level: Level) -> Notification {
-        let body = Body::new(headline).line("Readiness", readiness).paragraph(&kit.render()).finish();
+    fn host_notice(
+        &self,
+        kit: &ConnectionKit,
+        event_type: &str,
+        headline: &str,
+        readiness: &str,
+        level: Level,
+    ) -> Notification {
+        let body = Body::new(headline)
+            .line("Readiness", readiness)
+            .paragraph(&kit.render())
+            .finish();
         Notification::new(
-            &format!("VS Code host {} for {}/{}: {}", kit.instance_id, kit.owner, kit.team, event_type),
+            &format!(
+                "VS Code host {} for {}/{}: {}",
+                kit.instance_id, kit.owner, kit.team, event_type
+            ),
             body,
             event_type,
             &self.config.pipeline_name,
@@ -752,12 +971,17 @@ mod tests {
             ("HOST_SUBNET_ID", "subnet-1"),
             ("HOST_SECURITY_GROUP_ID", "sg-1"),
             ("HOST_INSTANCE_PROFILE", "host-profile"),
-            ("READINESS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/q"),
+            (
+                "READINESS_QUEUE_URL",
+                "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+            ),
         ]
     }
 
     fn defaults() -> RequestDefaults {
-        LaunchConfig::from_env(&Env::from_pairs(base())).unwrap().defaults
+        LaunchConfig::from_env(&Env::from_pairs(base()))
+            .unwrap()
+            .defaults
     }
 
     #[test]
@@ -773,60 +997,104 @@ mod tests {
     #[test]
     fn bad_standing_hosts_stop_the_function_at_cold_start_with_the_reason() {
         let mut vars = base();
-        vars.push(("STANDING_HOSTS", r#"[{"owner":"alice","team":"platform","hours":0}]"#));
-        let err = LaunchConfig::from_env(&Env::from_pairs(vars)).unwrap_err().to_string();
-        assert!(err.contains("STANDING_HOSTS") && err.contains("from 1 to 72"), "{err}");
+        vars.push((
+            "STANDING_HOSTS",
+            r#"[{"owner":"alice","team":"platform","hours":0}]"#,
+        ));
+        let err = LaunchConfig::from_env(&Env::from_pairs(vars))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("STANDING_HOSTS") && err.contains("from 1 to 72"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_default_instance_type_outside_the_allow_list_is_refused() {
         let mut vars = base();
         vars.push(("ALLOWED_INSTANCE_TYPES", "t3.xlarge, m7i.large"));
-        let err = LaunchConfig::from_env(&Env::from_pairs(vars)).unwrap_err().to_string();
+        let err = LaunchConfig::from_env(&Env::from_pairs(vars))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("DEFAULT_INSTANCE_TYPE"), "{err}");
     }
 
     #[test]
     fn a_request_body_is_a_launch_request() {
-        let t = parse_trigger(&json!({"owner": "alice", "team": "platform", "hours": 4}), &defaults()).unwrap();
+        let t = parse_trigger(
+            &json!({"owner": "alice", "team": "platform", "hours": 4}),
+            &defaults(),
+        )
+        .unwrap();
         assert!(matches!(t, Trigger::Request(r) if r.spec.hours == 4));
     }
 
     #[test]
     fn a_promotion_notification_from_sns_is_a_promotion_and_others_are_ignored() {
-        let record = |event_type: &str| json!({"Records": [{"EventSource": "aws:sns", "Sns": {
+        let record = |event_type: &str| {
+            json!({"Records": [{"EventSource": "aws:sns", "Sns": {
             "MessageId": "m-1", "Message": "...",
-            "MessageAttributes": {"event_type": {"Type": "String", "Value": event_type}}}}]});
+            "MessageAttributes": {"event_type": {"Type": "String", "Value": event_type}}}}]})
+        };
         assert_eq!(
             parse_trigger(&record("image.promoted"), &defaults()).unwrap(),
-            Trigger::Promotion { message_id: "m-1".into() }
+            Trigger::Promotion {
+                message_id: "m-1".into()
+            }
         );
-        assert!(matches!(parse_trigger(&record("image.dry-run"), &defaults()).unwrap(), Trigger::Ignore { .. }));
+        assert!(matches!(
+            parse_trigger(&record("image.dry-run"), &defaults()).unwrap(),
+            Trigger::Ignore { .. }
+        ));
     }
 
     #[test]
     fn an_unknown_shape_gets_an_error_naming_the_three_accepted_shapes() {
-        for payload in [json!({"hello": 1}), json!([1]), json!("owner"), json!({"Records": []})] {
-            let err = parse_trigger(&payload, &defaults()).unwrap_err().to_string();
+        for payload in [
+            json!({"hello": 1}),
+            json!([1]),
+            json!("owner"),
+            json!({"Records": []}),
+        ] {
+            let err = parse_trigger(&payload, &defaults())
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("one of three shapes"), "{err}");
-            assert!(err.contains("launch request") && err.contains("SNS") && err.contains("SQS"), "{err}");
+            assert!(
+                err.contains("launch request") && err.contains("SNS") && err.contains("SQS"),
+                "{err}"
+            );
         }
-        let eb = json!({"source": "aws.ssm", "detail-type": "Parameter Store Change", "detail": {}});
-        assert!(parse_trigger(&eb, &defaults()).unwrap_err().to_string().contains("not by EventBridge"));
+        let eb =
+            json!({"source": "aws.ssm", "detail-type": "Parameter Store Change", "detail": {}});
+        assert!(parse_trigger(&eb, &defaults())
+            .unwrap_err()
+            .to_string()
+            .contains("not by EventBridge"));
     }
 
     #[test]
     fn an_sqs_message_that_is_not_a_readiness_check_is_refused() {
-        let payload = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "q-1", "body": "{\"x\":1}"}]});
-        let err = parse_trigger(&payload, &defaults()).unwrap_err().to_string();
-        assert!(err.contains("q-1") && err.contains("not a readiness check"), "{err}");
+        let record = json!({"eventSource": "aws:sqs", "messageId": "q-1", "body": "{\"x\":1}"});
+        let payload = json!({ "Records": [record] });
+        let err = parse_trigger(&payload, &defaults())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("q-1") && err.contains("not a readiness check"),
+            "{err}"
+        );
     }
 
     #[test]
     fn errors_map_to_stable_diagnostic_types() {
         let d: Diagnostic = LaunchError::Request(RequestError::BadHours("0".into())).into();
         assert_eq!(d.error_type, "InvalidRequest");
-        let d: Diagnostic = LaunchError::Refused(GuardRefusal::Disabled { ami_id: "ami-1".into() }).into();
+        let d: Diagnostic = LaunchError::Refused(GuardRefusal::Disabled {
+            ami_id: "ami-1".into(),
+        })
+        .into();
         assert_eq!(d.error_type, "LaunchRefused");
         assert!(d.error_message.contains("ami-1 is disabled"));
     }

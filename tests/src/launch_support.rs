@@ -24,17 +24,30 @@ pub const PROFILE: &str = "vscode-host-profile";
 pub const AMAZON_AMI: &str = "ami-03c3da4cfa8e8943a";
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests sit in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests sit in the workspace")
+        .to_path_buf()
 }
 
 fn tool(env_name: &str, relative: &str) -> PathBuf {
-    let path = std::env::var_os(env_name).map(PathBuf::from).unwrap_or_else(|| workspace().join(relative));
-    assert!(path.is_file(), "{} not found; set {env_name} or run `make setup`", path.display());
+    let path = std::env::var_os(env_name)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join(relative));
+    assert!(
+        path.is_file(),
+        "{} not found; set {env_name} or run `make setup`",
+        path.display()
+    );
     path
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port").local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a loopback port")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A process that is killed (by its own handle) when the value is dropped.
@@ -52,8 +65,14 @@ impl Drop for Running {
 
 async fn wait_for_port(port: u16, what: &str, limit: Duration) {
     let started = tokio::time::Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(started.elapsed() < limit, "{what} did not open 127.0.0.1:{port} within {limit:?}");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not open 127.0.0.1:{port} within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -73,7 +92,13 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto_server");
-        let moto = Moto { _process: Running { child, name: "moto_server" }, port };
+        let moto = Moto {
+            _process: Running {
+                child,
+                name: "moto_server",
+            },
+            port,
+        };
         wait_for_port(port, "moto_server", Duration::from_secs(20)).await;
         moto
     }
@@ -87,7 +112,9 @@ impl Moto {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "static"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "test", "test", None, None, "static",
+            ))
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
             .load()
             .await
@@ -95,7 +122,9 @@ impl Moto {
 
     /// One signed-looking Query request; moto routes by the credential scope's service.
     pub async fn query(&self, service: &str, body: &str) -> String {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to moto");
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to moto");
         let request = format!(
             "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
              Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
@@ -105,10 +134,19 @@ impl Moto {
             port = self.port,
             len = body.len(),
         );
-        stream.write_all(request.as_bytes()).await.expect("send the query");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the query");
         let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read the answer");
-        assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("read the answer");
+        assert!(
+            response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+            "{response}"
+        );
         response
     }
 
@@ -116,10 +154,23 @@ impl Moto {
     pub async fn create_instance_profile(&self, name: &str) {
         let v = "Version=2010-05-08";
         let trust = "%7B%22Version%22%3A%222012-10-17%22%7D";
-        self.query("iam", &format!("Action=CreateRole&RoleName={name}&AssumeRolePolicyDocument={trust}&{v}")).await;
-        self.query("iam", &format!("Action=CreateInstanceProfile&InstanceProfileName={name}&{v}")).await;
-        self.query("iam", &format!("Action=AddRoleToInstanceProfile&InstanceProfileName={name}&RoleName={name}&{v}"))
-            .await;
+        self.query(
+            "iam",
+            &format!("Action=CreateRole&RoleName={name}&AssumeRolePolicyDocument={trust}&{v}"),
+        )
+        .await;
+        self.query(
+            "iam",
+            &format!("Action=CreateInstanceProfile&InstanceProfileName={name}&{v}"),
+        )
+        .await;
+        self.query(
+            "iam",
+            &format!(
+                "Action=AddRoleToInstanceProfile&InstanceProfileName={name}&RoleName={name}&{v}"
+            ),
+        )
+        .await;
     }
 }
 
@@ -137,7 +188,14 @@ pub struct Seeded {
 
 /// Registers an AMI owned by this account, the way Image Builder leaves one.
 pub async fn register_ami(ec2: &aws_sdk_ec2::Client, name: &str, image_arn: &str) -> String {
-    let builder = ec2.run_instances().image_id(AMAZON_AMI).min_count(1).max_count(1).send().await.unwrap();
+    let builder = ec2
+        .run_instances()
+        .image_id(AMAZON_AMI)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
     let builder_id = builder.instances()[0].instance_id().unwrap().to_string();
     let ami = ec2
         .create_image()
@@ -146,8 +204,18 @@ pub async fn register_ami(ec2: &aws_sdk_ec2::Client, name: &str, image_arn: &str
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::Image)
-                .tags(Tag::builder().key("source-image-arn").value(image_arn).build())
-                .tags(Tag::builder().key("promotion-status").value("promoted").build())
+                .tags(
+                    Tag::builder()
+                        .key("source-image-arn")
+                        .value(image_arn)
+                        .build(),
+                )
+                .tags(
+                    Tag::builder()
+                        .key("promotion-status")
+                        .value("promoted")
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -156,7 +224,11 @@ pub async fn register_ami(ec2: &aws_sdk_ec2::Client, name: &str, image_arn: &str
         .image_id()
         .unwrap()
         .to_string();
-    ec2.terminate_instances().instance_ids(builder_id).send().await.unwrap();
+    ec2.terminate_instances()
+        .instance_ids(builder_id)
+        .send()
+        .await
+        .unwrap();
     ami
 }
 
@@ -187,8 +259,14 @@ pub async fn seed(moto: &Moto, config: &SdkConfig) -> Seeded {
     .await;
     point_at(&ssm, &ami_id).await;
 
-    let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0].vpc_id().unwrap().to_string();
-    let subnet_id = ec2.describe_subnets().send().await.unwrap().subnets()[0].subnet_id().unwrap().to_string();
+    let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet_id = ec2.describe_subnets().send().await.unwrap().subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_string();
     let group = ec2
         .create_security_group()
         .group_name("vscode-hosts")
@@ -199,14 +277,50 @@ pub async fn seed(moto: &Moto, config: &SdkConfig) -> Seeded {
         .unwrap();
     let security_group_id = group.group_id().unwrap().to_string();
 
-    let topic_arn = sns.create_topic().name("vscode-host").send().await.unwrap().topic_arn().unwrap().to_string();
-    let readiness_queue_url =
-        sqs.create_queue().queue_name("host-readiness").send().await.unwrap().queue_url().unwrap().to_string();
-    let inbox_url = sqs.create_queue().queue_name("inbox").send().await.unwrap().queue_url().unwrap().to_string();
+    let topic_arn = sns
+        .create_topic()
+        .name("vscode-host")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
+    let readiness_queue_url = sqs
+        .create_queue()
+        .queue_name("host-readiness")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let inbox_url = sqs
+        .create_queue()
+        .queue_name("inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
     let inbox_arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:inbox");
-    sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(inbox_arn).send().await.unwrap();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(inbox_arn)
+        .send()
+        .await
+        .unwrap();
 
-    Seeded { ami_id, subnet_id, security_group_id, topic_arn, readiness_queue_url, inbox_url }
+    Seeded {
+        ami_id,
+        subnet_id,
+        security_group_id,
+        topic_arn,
+        readiness_queue_url,
+        inbox_url,
+    }
 }
 
 /// The launch-host environment for a seeded moto, plus `extra` (which wins).
@@ -237,13 +351,24 @@ pub fn launch_env(seeded: &Seeded, extra: &[(&str, &str)]) -> Vec<(String, Strin
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Value> {
     let mut bodies = Vec::new();
     loop {
-        let out = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         if out.messages().is_empty() {
             return bodies;
         }
         for m in out.messages() {
             bodies.push(serde_json::from_str(m.body().unwrap_or("null")).unwrap_or(Value::Null));
-            sqs.delete_message().queue_url(queue_url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
         }
     }
 }
@@ -268,19 +393,32 @@ impl LambdaRunner {
             .output()
             .expect("run cargo build");
         assert_success("cargo build -p launch-host", &build);
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace().join("target"));
         let binary = target.join("debug/launch-host");
 
         let cargo_lambda = tool("CARGO_LAMBDA", ".venv/bin/cargo-lambda");
         let port = free_port();
         let watch = Command::new(&cargo_lambda)
             .current_dir(workspace())
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start cargo lambda watch");
-        let watch = Running { child: watch, name: "cargo lambda watch" };
+        let watch = Running {
+            child: watch,
+            name: "cargo lambda watch",
+        };
         wait_for_port(port, "cargo lambda watch", Duration::from_secs(60)).await;
 
         let function = Command::new(binary)
@@ -289,7 +427,10 @@ impl LambdaRunner {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_ENDPOINT_URL", moto.endpoint())
             .env("AWS_ACCESS_KEY_ID", "test")
@@ -300,14 +441,30 @@ impl LambdaRunner {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the launch-host binary");
-        LambdaRunner { _function: Running { child: function, name: "launch-host" }, _watch: watch, port, cargo_lambda }
+        LambdaRunner {
+            _function: Running {
+                child: function,
+                name: "launch-host",
+            },
+            _watch: watch,
+            port,
+            cargo_lambda,
+        }
     }
 
     /// `cargo lambda invoke --data-file events/<file>`; the output of the invoke command.
     pub fn invoke(&self, event_file: &str) -> Output {
         Command::new(&self.cargo_lambda)
             .current_dir(workspace())
-            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P", &self.port.to_string(), "--data-file"])
+            .args([
+                "lambda",
+                "invoke",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "--data-file",
+            ])
             .arg(workspace().join("events").join(event_file))
             .output()
             .expect("run cargo lambda invoke")

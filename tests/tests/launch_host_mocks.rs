@@ -8,6 +8,9 @@ use std::time::Duration;
 use aws_sdk_ec2::error::ErrorMetadata;
 use aws_sdk_ec2::operation::run_instances::RunInstancesError;
 use aws_sdk_ec2::types as ec2t;
+use aws_sdk_ssm::operation::describe_instance_information::{
+    DescribeInstanceInformationOutput as InstanceInformationOutput,
+};
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
 use aws_sdk_ssm::types as ssmt;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
@@ -22,23 +25,32 @@ const AMI: &str = "ami-0123456789abcdef0";
 const HOST: &str = "i-0123456789abcdef0";
 
 fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn event(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(workspace().join("events").join(name)).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(workspace().join("events").join(name)).unwrap())
+        .unwrap()
 }
 
 fn config(extra: &[(&'static str, &'static str)]) -> LaunchConfig {
     let mut vars = vec![
         ("POINTER_PARAMETER", "/vscode-host/ami/current"),
-        ("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:vscode-host"),
+        (
+            "TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:vscode-host",
+        ),
         ("ACCOUNT_ID", "123456789012"),
         ("AWS_REGION", "us-east-1"),
         ("HOST_SUBNET_ID", "subnet-0abc"),
         ("HOST_SECURITY_GROUP_ID", "sg-0abc"),
         ("HOST_INSTANCE_PROFILE", "vscode-host-profile"),
-        ("READINESS_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/readiness"),
+        (
+            "READINESS_QUEUE_URL",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/readiness",
+        ),
         ("READINESS_POLL_SECONDS", "0"),
     ];
     vars.extend_from_slice(extra);
@@ -49,8 +61,17 @@ fn config(extra: &[(&'static str, &'static str)]) -> LaunchConfig {
 fn host(readiness: &str) -> aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput {
     let instance = ec2t::Instance::builder()
         .instance_id(HOST)
-        .state(ec2t::InstanceState::builder().name(ec2t::InstanceStateName::Running).build())
-        .tags(ec2t::Tag::builder().key("readiness").value(readiness).build())
+        .state(
+            ec2t::InstanceState::builder()
+                .name(ec2t::InstanceStateName::Running)
+                .build(),
+        )
+        .tags(
+            ec2t::Tag::builder()
+                .key("readiness")
+                .value(readiness)
+                .build(),
+        )
         .build();
     aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder()
         .reservations(ec2t::Reservation::builder().instances(instance).build())
@@ -90,13 +111,17 @@ fn ec2_rules(run: &Rule, readiness: &'static str) -> Vec<Rule> {
         }),
         mock!(aws_sdk_ec2::Client::describe_instances)
             .match_requests(|r| r.instance_ids().is_empty())
-            .then_output(|| aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder().build()),
+            .then_output(|| {
+                aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput::builder()
+                    .build()
+            }),
         mock!(aws_sdk_ec2::Client::describe_instances)
             .match_requests(|r| !r.instance_ids().is_empty())
             .then_output(move || host(readiness)),
         run.clone(),
-        mock!(aws_sdk_ec2::Client::create_tags)
-            .then_output(|| aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build()),
+        mock!(aws_sdk_ec2::Client::create_tags).then_output(|| {
+            aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build()
+        }),
     ]
 }
 
@@ -111,15 +136,23 @@ fn launched() -> Rule {
 fn pointer() -> Rule {
     mock!(aws_sdk_ssm::Client::get_parameter).then_output(|| {
         aws_sdk_ssm::operation::get_parameter::GetParameterOutput::builder()
-            .parameter(ssmt::Parameter::builder().name("/vscode-host/ami/current").value(AMI).build())
+            .parameter(
+                ssmt::Parameter::builder()
+                    .name("/vscode-host/ami/current")
+                    .value(AMI)
+                    .build(),
+            )
             .build()
     })
 }
 
-fn online() -> aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput {
-    aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput::builder()
+fn online() -> InstanceInformationOutput {
+    InstanceInformationOutput::builder()
         .instance_information_list(
-            ssmt::InstanceInformation::builder().instance_id(HOST).ping_status(ssmt::PingStatus::Online).build(),
+            ssmt::InstanceInformation::builder()
+                .instance_id(HOST)
+                .ping_status(ssmt::PingStatus::Online)
+                .build(),
         )
         .build()
 }
@@ -132,14 +165,21 @@ fn probe_sent() -> Rule {
     })
 }
 
-fn invocation(status: ssmt::CommandInvocationStatus) -> aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput {
-    aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput::builder().status(status).build()
+fn invocation(
+    status: ssmt::CommandInvocationStatus,
+) -> aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput {
+    aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput::builder()
+        .status(status)
+        .build()
 }
+
+/// A published notification: its body and its string attributes.
+type Published = (String, Vec<(String, String)>);
 
 /// What was published, and the queue hand-offs sent.
 #[derive(Clone, Default)]
 struct Sent {
-    notifications: Arc<Mutex<Vec<(String, Vec<(String, String)>)>>>,
+    notifications: Arc<Mutex<Vec<Published>>>,
     hand_offs: Arc<Mutex<Vec<(String, i32)>>>,
 }
 
@@ -148,15 +188,29 @@ fn launcher(cfg: LaunchConfig, ec2: &[Rule], ssm: &[Rule], sent: &Sent) -> Launc
     let publish = mock!(aws_sdk_sns::Client::publish).then_compute_output(move |req| {
         let attributes = req
             .message_attributes()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
-        published.lock().unwrap().push((req.message().unwrap_or_default().to_string(), attributes));
-        aws_sdk_sns::operation::publish::PublishOutput::builder().message_id("sns-1").build()
+        published
+            .lock()
+            .unwrap()
+            .push((req.message().unwrap_or_default().to_string(), attributes));
+        aws_sdk_sns::operation::publish::PublishOutput::builder()
+            .message_id("sns-1")
+            .build()
     });
     let queued = sent.hand_offs.clone();
     let send = mock!(aws_sdk_sqs::Client::send_message).then_compute_output(move |req| {
-        queued.lock().unwrap().push((req.message_body().unwrap_or_default().to_string(), req.delay_seconds().unwrap_or(0)));
-        aws_sdk_sqs::operation::send_message::SendMessageOutput::builder().message_id("sqs-1").build()
+        queued.lock().unwrap().push((
+            req.message_body().unwrap_or_default().to_string(),
+            req.delay_seconds().unwrap_or(0),
+        ));
+        aws_sdk_sqs::operation::send_message::SendMessageOutput::builder()
+            .message_id("sqs-1")
+            .build()
     });
     let fast_retries = |c: aws_sdk_ssm::config::Builder| {
         c.retry_config(
@@ -185,7 +239,10 @@ async fn the_instance_profile_consistency_error_is_retried_then_one_host_launche
             RunInstancesError::generic(
                 ErrorMetadata::builder()
                     .code("InvalidParameterValue")
-                    .message("Value (vscode-host-profile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
+                    .message(
+                        "Value (vscode-host-profile) for parameter iamInstanceProfile.name is \
+                         invalid. Invalid IAM Instance Profile name",
+                    )
                     .build(),
             )
         })
@@ -196,9 +253,17 @@ async fn the_instance_profile_consistency_error_is_retried_then_one_host_launche
         })
         .build();
     let sent = Sent::default();
-    let l = launcher(config(&[]), &ec2_rules(&run, "pending"), &[pointer()], &sent);
+    let l = launcher(
+        config(&[]),
+        &ec2_rules(&run, "pending"),
+        &[pointer()],
+        &sent,
+    );
 
-    let outcome = l.handle(&event("launch-request.json"), "req-1", None, Utc::now()).await.unwrap();
+    let outcome = l
+        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .await
+        .unwrap();
 
     assert_eq!(run.num_calls(), 2, "one refusal, one launch");
     assert_eq!(outcome.hosts[0].instance_id.as_deref(), Some(HOST));
@@ -209,80 +274,128 @@ async fn the_instance_profile_consistency_error_is_retried_then_one_host_launche
 async fn any_other_launch_error_is_not_retried() {
     let run = mock!(aws_sdk_ec2::Client::run_instances).then_error(|| {
         RunInstancesError::generic(
-            ErrorMetadata::builder().code("UnauthorizedOperation").message("You are not authorized").build(),
+            ErrorMetadata::builder()
+                .code("UnauthorizedOperation")
+                .message("You are not authorized")
+                .build(),
         )
     });
     let sent = Sent::default();
-    let l = launcher(config(&[]), &ec2_rules(&run, "pending"), &[pointer()], &sent);
+    let l = launcher(
+        config(&[]),
+        &ec2_rules(&run, "pending"),
+        &[pointer()],
+        &sent,
+    );
 
-    let err = l.handle(&event("launch-request.json"), "req-1", None, Utc::now()).await.unwrap_err();
+    let err = l
+        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .await
+        .unwrap_err();
 
     assert_eq!(run.num_calls(), 1);
     let diagnostic: lambda_runtime::Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "AwsCallFailed");
-    assert!(diagnostic.error_message.contains("RunInstances"), "{}", diagnostic.error_message);
-    assert!(sent.notifications.lock().unwrap().is_empty(), "nothing is announced");
+    assert!(
+        diagnostic.error_message.contains("RunInstances"),
+        "{}",
+        diagnostic.error_message
+    );
+    assert!(
+        sent.notifications.lock().unwrap().is_empty(),
+        "nothing is announced"
+    );
 }
 
 #[tokio::test]
 async fn readiness_is_followed_through_ssm_until_code_server_answers() {
     let managed = mock!(aws_sdk_ssm::Client::describe_instance_information)
         .sequence()
-        .output(|| aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput::builder().build())
+        .output(|| InstanceInformationOutput::builder().build())
         .output(online)
         .repeatedly()
         .build();
     let probe = mock!(aws_sdk_ssm::Client::get_command_invocation)
         .sequence()
-        .error(|| GetCommandInvocationError::InvocationDoesNotExist(
-            aws_sdk_ssm::types::error::InvocationDoesNotExist::builder().build(),
-        ))
+        .error(|| {
+            GetCommandInvocationError::InvocationDoesNotExist(
+                aws_sdk_ssm::types::error::InvocationDoesNotExist::builder().build(),
+            )
+        })
         .output(|| invocation(ssmt::CommandInvocationStatus::InProgress))
         .output(|| invocation(ssmt::CommandInvocationStatus::Success))
         .build();
     let sent = Sent::default();
     let ssm = [pointer(), managed.clone(), probe_sent(), probe.clone()];
-    let l = launcher(config(&[("READINESS_WAIT_SECONDS", "60")]), &ec2_rules(&launched(), "pending"), &ssm, &sent);
+    let l = launcher(
+        config(&[("READINESS_WAIT_SECONDS", "60")]),
+        &ec2_rules(&launched(), "pending"),
+        &ssm,
+        &sent,
+    );
 
-    let outcome = l.handle(&event("launch-request.json"), "req-1", None, Utc::now()).await.unwrap();
+    let outcome = l
+        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .await
+        .unwrap();
 
     assert_eq!(outcome.hosts[0].readiness.as_deref(), Some("ready"));
     assert_eq!(probe.num_calls(), 3);
-    assert!(sent.hand_offs.lock().unwrap().is_empty(), "ready within the invocation: no hand-off");
+    assert!(
+        sent.hand_offs.lock().unwrap().is_empty(),
+        "ready within the invocation: no hand-off"
+    );
     let notifications = sent.notifications.lock().unwrap();
-    assert!(notifications[0].0.contains("Readiness: ready: VS Code answers"), "{}", notifications[0].0);
+    assert!(
+        notifications[0]
+            .0
+            .contains("Readiness: ready: VS Code answers"),
+        "{}",
+        notifications[0].0
+    );
 }
 
 #[tokio::test]
 async fn a_host_that_never_answers_is_reported_and_terminated() {
-    let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
-        .then_output(|| aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput::builder().build());
+    let terminate = mock!(aws_sdk_ec2::Client::terminate_instances).then_output(|| {
+        aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput::builder().build()
+    });
     let mut ec2 = ec2_rules(&launched(), "pending");
     ec2.push(terminate.clone());
     let never = mock!(aws_sdk_ssm::Client::describe_instance_information)
-        .then_output(|| aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput::builder().build());
+        .then_output(|| InstanceInformationOutput::builder().build());
     let sent = Sent::default();
-    let cfg = config(&[("READINESS_WAIT_SECONDS", "60"), ("READINESS_TIMEOUT_SECONDS", "0")]);
+    let cfg = config(&[
+        ("READINESS_WAIT_SECONDS", "60"),
+        ("READINESS_TIMEOUT_SECONDS", "0"),
+    ]);
     let l = launcher(cfg, &ec2, &[pointer(), never], &sent);
 
-    let outcome = l.handle(&event("launch-request.json"), "req-1", None, Utc::now()).await.unwrap();
+    let outcome = l
+        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .await
+        .unwrap();
 
     assert_eq!(outcome.hosts[0].readiness.as_deref(), Some("not-ready"));
     assert_eq!(terminate.num_calls(), 1);
     let notifications = sent.notifications.lock().unwrap();
     let body = &notifications[0].0;
-    assert!(body.contains("never became ready") && body.contains("not registered with SSM"), "{body}");
+    assert!(
+        body.contains("never became ready") && body.contains("not registered with SSM"),
+        "{body}"
+    );
     assert!(body.contains("the host was terminated"), "{body}");
 }
 
 #[tokio::test]
 async fn an_unready_host_is_kept_when_configuration_says_so() {
-    let terminate = mock!(aws_sdk_ec2::Client::terminate_instances)
-        .then_output(|| aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput::builder().build());
+    let terminate = mock!(aws_sdk_ec2::Client::terminate_instances).then_output(|| {
+        aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput::builder().build()
+    });
     let mut ec2 = ec2_rules(&launched(), "pending");
     ec2.push(terminate.clone());
     let never = mock!(aws_sdk_ssm::Client::describe_instance_information)
-        .then_output(|| aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput::builder().build());
+        .then_output(|| InstanceInformationOutput::builder().build());
     let cfg = config(&[
         ("READINESS_WAIT_SECONDS", "60"),
         ("READINESS_TIMEOUT_SECONDS", "0"),
@@ -290,7 +403,10 @@ async fn an_unready_host_is_kept_when_configuration_says_so() {
     ]);
     let l = launcher(cfg, &ec2, &[pointer(), never], &Sent::default());
 
-    let outcome = l.handle(&event("launch-request.json"), "req-1", None, Utc::now()).await.unwrap();
+    let outcome = l
+        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .await
+        .unwrap();
 
     assert_eq!(outcome.hosts[0].readiness.as_deref(), Some("not-ready"));
     assert_eq!(terminate.num_calls(), 0);
@@ -300,7 +416,10 @@ async fn an_unready_host_is_kept_when_configuration_says_so() {
 async fn throttled_ssm_calls_are_retried_and_readiness_carries_on() {
     let managed = mock!(aws_sdk_ssm::Client::describe_instance_information)
         .sequence()
-        .http_status(400, Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()))
+        .http_status(
+            400,
+            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
+        )
         .output(online)
         .repeatedly()
         .build();
@@ -308,9 +427,17 @@ async fn throttled_ssm_calls_are_retried_and_readiness_carries_on() {
         .then_output(|| invocation(ssmt::CommandInvocationStatus::Success));
     let sent = Sent::default();
     let ssm = [pointer(), managed.clone(), probe_sent(), probe];
-    let l = launcher(config(&[("READINESS_WAIT_SECONDS", "60")]), &ec2_rules(&launched(), "pending"), &ssm, &sent);
+    let l = launcher(
+        config(&[("READINESS_WAIT_SECONDS", "60")]),
+        &ec2_rules(&launched(), "pending"),
+        &ssm,
+        &sent,
+    );
 
-    let outcome = l.handle(&event("launch-request.json"), "req-1", None, Utc::now()).await.unwrap();
+    let outcome = l
+        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .await
+        .unwrap();
 
     assert_eq!(outcome.hosts[0].readiness.as_deref(), Some("ready"));
     assert_eq!(managed.num_calls(), 3, "throttled once, then online twice");
@@ -319,13 +446,19 @@ async fn throttled_ssm_calls_are_retried_and_readiness_carries_on() {
 #[tokio::test]
 async fn a_wait_that_does_not_fit_the_invocation_is_handed_off_to_the_queue() {
     let sent = Sent::default();
-    let cfg = config(&[("READINESS_WAIT_SECONDS", "600"), ("READINESS_RECHECK_SECONDS", "120")]);
+    let cfg = config(&[
+        ("READINESS_WAIT_SECONDS", "600"),
+        ("READINESS_RECHECK_SECONDS", "120"),
+    ]);
     let l = launcher(cfg, &ec2_rules(&launched(), "pending"), &[pointer()], &sent);
     let now = Utc::now();
     // Ten seconds left: less than the margin kept for the hand-off itself.
     let deadline = now + chrono::Duration::seconds(10);
 
-    let outcome = l.handle(&event("launch-request.json"), "req-1", Some(deadline), now).await.unwrap();
+    let outcome = l
+        .handle(&event("launch-request.json"), "req-1", Some(deadline), now)
+        .await
+        .unwrap();
 
     assert_eq!(outcome.hosts[0].readiness.as_deref(), Some("pending"));
     let hand_offs = sent.hand_offs.lock().unwrap();
@@ -347,29 +480,63 @@ async fn a_handed_off_check_reports_ready_and_sends_the_kit_to_the_owner() {
         mock!(aws_sdk_ssm::Client::get_command_invocation)
             .then_output(|| invocation(ssmt::CommandInvocationStatus::Success)),
     ];
-    let l = launcher(config(&[("READINESS_WAIT_SECONDS", "60")]), &ec2_rules(&launched(), "pending"), &ssm, &sent);
+    let l = launcher(
+        config(&[("READINESS_WAIT_SECONDS", "60")]),
+        &ec2_rules(&launched(), "pending"),
+        &ssm,
+        &sent,
+    );
 
-    let outcome =
-        l.handle(&event("launch-readiness-check.json"), "req-9", None, at("2026-12-04T04:05:00Z")).await.unwrap();
+    let outcome = l
+        .handle(
+            &event("launch-readiness-check.json"),
+            "req-9",
+            None,
+            at("2026-12-04T04:05:00Z"),
+        )
+        .await
+        .unwrap();
 
     assert_eq!(outcome.trigger, "readiness-check");
     assert_eq!(outcome.hosts[0].readiness.as_deref(), Some("ready"));
-    assert!(outcome.hosts[0].connection_kit.as_deref().unwrap().contains("AWS-StartSSHSession"));
+    assert!(outcome.hosts[0]
+        .connection_kit
+        .as_deref()
+        .unwrap()
+        .contains("AWS-StartSSHSession"));
     let notifications = sent.notifications.lock().unwrap();
     let (body, attributes) = &notifications[0];
     assert!(body.starts_with("Your VS Code host is ready."), "{body}");
-    assert!(attributes.contains(&("owner".into(), "alice".into())), "{attributes:?}");
-    assert!(attributes.contains(&("event_type".into(), "host.ready".into())), "{attributes:?}");
+    assert!(
+        attributes.contains(&("owner".into(), "alice".into())),
+        "{attributes:?}"
+    );
+    assert!(
+        attributes.contains(&("event_type".into(), "host.ready".into())),
+        "{attributes:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_repeated_check_of_a_host_already_ready_changes_nothing() {
     let sent = Sent::default();
     let managed = mock!(aws_sdk_ssm::Client::describe_instance_information).then_output(online);
-    let l = launcher(config(&[("READINESS_WAIT_SECONDS", "60")]), &ec2_rules(&launched(), "ready"), &[managed.clone()], &sent);
+    let l = launcher(
+        config(&[("READINESS_WAIT_SECONDS", "60")]),
+        &ec2_rules(&launched(), "ready"),
+        std::slice::from_ref(&managed),
+        &sent,
+    );
 
-    let outcome =
-        l.handle(&event("launch-readiness-check.json"), "req-9", None, at("2026-12-04T04:05:00Z")).await.unwrap();
+    let outcome = l
+        .handle(
+            &event("launch-readiness-check.json"),
+            "req-9",
+            None,
+            at("2026-12-04T04:05:00Z"),
+        )
+        .await
+        .unwrap();
 
     assert_eq!(outcome.hosts[0].action, "ready");
     assert_eq!(managed.num_calls(), 0);

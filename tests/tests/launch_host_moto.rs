@@ -29,17 +29,32 @@ impl Bed {
         let seeded = seed(&moto, &config).await;
         let ec2 = aws_sdk_ec2::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
-        Bed { _moto: moto, config, seeded, ec2, sqs }
+        Bed {
+            _moto: moto,
+            config,
+            seeded,
+            ec2,
+            sqs,
+        }
     }
 
     fn launcher(&self, extra: &[(&str, &str)]) -> Launcher {
         let vars = launch_env(&self.seeded, extra);
         let env = Env::from_pairs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let config = LaunchConfig::from_env(&env).expect("test configuration is valid");
-        Launcher::new(config, Clients::from_config(&self.config), aws_sdk_sqs::Client::new(&self.config))
+        Launcher::new(
+            config,
+            Clients::from_config(&self.config),
+            aws_sdk_sqs::Client::new(&self.config),
+        )
     }
 
-    async fn handle(&self, launcher: &Launcher, payload: &Value, request_id: &str) -> Result<Outcome, LaunchError> {
+    async fn handle(
+        &self,
+        launcher: &Launcher,
+        payload: &Value,
+        request_id: &str,
+    ) -> Result<Outcome, LaunchError> {
         launcher.handle(payload, request_id, None, now()).await
     }
 
@@ -48,16 +63,36 @@ impl Bed {
         let out = self
             .ec2
             .describe_instances()
-            .filters(Filter::builder().name("tag:managed-by").values("vscode-host-images").build())
-            .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+            .filters(
+                Filter::builder()
+                    .name("tag:managed-by")
+                    .values("vscode-host-images")
+                    .build(),
+            )
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
-        out.reservations().iter().flat_map(|r| r.instances().to_vec()).collect()
+        out.reservations()
+            .iter()
+            .flat_map(|r| r.instances().to_vec())
+            .collect()
     }
 
     async fn instance(&self, id: &str) -> aws_sdk_ec2::types::Instance {
-        let out = self.ec2.describe_instances().instance_ids(id).send().await.unwrap();
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
         out.reservations()[0].instances()[0].clone()
     }
 }
@@ -72,7 +107,12 @@ fn event(name: &str) -> Value {
 }
 
 fn tag(instance: &aws_sdk_ec2::types::Instance, key: &str) -> Option<String> {
-    instance.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string)
+    instance
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value())
+        .map(str::to_string)
 }
 
 #[tokio::test]
@@ -80,7 +120,10 @@ async fn a_requested_host_is_launched_with_every_setting_ec2_reports_back() {
     let bed = Bed::new().await;
     let launcher = bed.launcher(&[]);
 
-    let outcome = bed.handle(&launcher, &event("launch-request.json"), "req-1").await.unwrap();
+    let outcome = bed
+        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .await
+        .unwrap();
 
     let host = &outcome.hosts[0];
     assert_eq!(host.action, "launched");
@@ -95,15 +138,30 @@ async fn a_requested_host_is_launched_with_every_setting_ec2_reports_back() {
     assert_eq!(nic.subnet_id(), Some(bed.seeded.subnet_id.as_str()));
     let groups: Vec<&str> = nic.groups().iter().filter_map(|g| g.group_id()).collect();
     assert_eq!(groups, vec![bed.seeded.security_group_id.as_str()]);
-    let sg = bed.ec2.describe_security_groups().group_ids(&bed.seeded.security_group_id).send().await.unwrap();
-    assert!(sg.security_groups()[0].ip_permissions().is_empty(), "the host security group has no ingress");
+    let sg = bed
+        .ec2
+        .describe_security_groups()
+        .group_ids(&bed.seeded.security_group_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        sg.security_groups()[0].ip_permissions().is_empty(),
+        "the host security group has no ingress"
+    );
 
     let metadata = instance.metadata_options().unwrap();
     assert_eq!(metadata.http_tokens().map(|t| t.as_str()), Some("required"));
     assert_eq!(metadata.http_put_response_hop_limit(), Some(1));
 
-    let profile = instance.iam_instance_profile().and_then(|p| p.arn()).unwrap();
-    assert!(profile.ends_with(&format!("instance-profile/{PROFILE}")), "{profile}");
+    let profile = instance
+        .iam_instance_profile()
+        .and_then(|p| p.arn())
+        .unwrap();
+    assert!(
+        profile.ends_with(&format!("instance-profile/{PROFILE}")),
+        "{profile}"
+    );
 
     let shutdown = bed
         .ec2
@@ -113,26 +171,48 @@ async fn a_requested_host_is_launched_with_every_setting_ec2_reports_back() {
         .send()
         .await
         .unwrap();
-    assert_eq!(shutdown.instance_initiated_shutdown_behavior().and_then(|v| v.value()), Some("terminate"));
+    assert_eq!(
+        shutdown
+            .instance_initiated_shutdown_behavior()
+            .and_then(|v| v.value()),
+        Some("terminate")
+    );
 
     let volumes = bed
         .ec2
         .describe_volumes()
-        .filters(Filter::builder().name("attachment.instance-id").values(&id).build())
+        .filters(
+            Filter::builder()
+                .name("attachment.instance-id")
+                .values(&id)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
     let root = &volumes.volumes()[0];
     assert_eq!(root.volume_type().map(|v| v.as_str()), Some("gp3"));
     assert_eq!(root.encrypted(), Some(true));
-    let volume_tag = |k: &str| root.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
+    let volume_tag = |k: &str| {
+        root.tags()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
     assert_eq!(volume_tag("owner").as_deref(), Some("alice"));
     assert_eq!(volume_tag("source-ami"), Some(bed.seeded.ami_id.clone()));
 
     assert_eq!(tag(&instance, "owner").as_deref(), Some("alice"));
     assert_eq!(tag(&instance, "team").as_deref(), Some("platform"));
-    assert_eq!(tag(&instance, "managed-by").as_deref(), Some("vscode-host-images"));
-    assert_eq!(tag(&instance, "source-ami"), Some(bed.seeded.ami_id.clone()));
+    assert_eq!(
+        tag(&instance, "managed-by").as_deref(),
+        Some("vscode-host-images")
+    );
+    assert_eq!(
+        tag(&instance, "source-ami"),
+        Some(bed.seeded.ami_id.clone())
+    );
     assert_eq!(
         tag(&instance, "source-image-arn").as_deref(),
         Some("arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/1.0.0/7")
@@ -140,7 +220,10 @@ async fn a_requested_host_is_launched_with_every_setting_ec2_reports_back() {
     let expires: DateTime<Utc> = tag(&instance, "expires-at").unwrap().parse().unwrap();
     let hours = (expires - Utc::now()).num_minutes() as f64 / 60.0;
     assert!((7.9..=8.0).contains(&hours), "expires in {hours} h");
-    assert_eq!(instance.instance_type().map(|t| t.as_str()), Some("t3.large"));
+    assert_eq!(
+        instance.instance_type().map(|t| t.as_str()),
+        Some("t3.large")
+    );
     assert_eq!(instance.image_id(), Some(bed.seeded.ami_id.as_str()));
 }
 
@@ -149,7 +232,10 @@ async fn the_owner_gets_the_connection_kit_and_readiness_is_handed_to_the_queue(
     let bed = Bed::new().await;
     let launcher = bed.launcher(&[]);
 
-    let outcome = bed.handle(&launcher, &event("launch-request.json"), "req-1").await.unwrap();
+    let outcome = bed
+        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .await
+        .unwrap();
     let id = outcome.hosts[0].instance_id.clone().unwrap();
 
     let inbox = drain(&bed.sqs, &bed.seeded.inbox_url).await;
@@ -163,8 +249,14 @@ async fn the_owner_gets_the_connection_kit_and_readiness_is_handed_to_the_queue(
     assert!(body.contains("Region: us-east-1"), "{body}");
     assert!(body.contains("Expires at: "), "{body}");
     assert!(body.contains("AWS-StartPortForwardingSession"), "{body}");
-    assert!(body.contains("ProxyCommand") && body.contains("AWS-StartSSHSession"), "{body}");
-    assert!(body.contains("create-tags") && body.contains("Key=expires-at"), "{body}");
+    assert!(
+        body.contains("ProxyCommand") && body.contains("AWS-StartSSHSession"),
+        "{body}"
+    );
+    assert!(
+        body.contains("create-tags") && body.contains("Key=expires-at"),
+        "{body}"
+    );
 
     let checks = drain(&bed.sqs, &bed.seeded.readiness_queue_url).await;
     assert_eq!(checks.len(), 1, "{checks:#?}");
@@ -178,15 +270,27 @@ async fn a_retried_request_launches_one_instance_not_two() {
     let bed = Bed::new().await;
     let launcher = bed.launcher(&[]);
 
-    let first = bed.handle(&launcher, &event("launch-request.json"), "req-1").await.unwrap();
-    let again = bed.handle(&launcher, &event("launch-request.json"), "req-1").await.unwrap();
+    let first = bed
+        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .await
+        .unwrap();
+    let again = bed
+        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .await
+        .unwrap();
 
     assert_eq!(first.hosts[0].instance_id, again.hosts[0].instance_id);
     assert_eq!(again.hosts[0].action, "already-launched");
     assert_eq!(bed.hosts().await.len(), 1);
 
-    let other = bed.handle(&launcher, &event("launch-request.json"), "req-2").await.unwrap();
-    assert_ne!(other.hosts[0].instance_id, first.hosts[0].instance_id, "a new request is a new host");
+    let other = bed
+        .handle(&launcher, &event("launch-request.json"), "req-2")
+        .await
+        .unwrap();
+    assert_ne!(
+        other.hosts[0].instance_id, first.hosts[0].instance_id,
+        "a new request is a new host"
+    );
 }
 
 #[tokio::test]
@@ -194,21 +298,49 @@ async fn bad_requests_get_a_clear_error_and_launch_nothing() {
     let bed = Bed::new().await;
     let launcher = bed.launcher(&[]);
     let cases = [
-        (event("launch-request-bad-hours.json"), "`hours` must be a whole number from 1 to 72"),
-        (json!({"owner": "alice", "team": "platform", "hours": -4}), "from 1 to 72"),
-        (json!({"owner": "Alice Smith", "team": "platform"}), "`owner` must be a name"),
-        (json!({"owner": "alice", "team": "platform", "instance_type": "t3.huge"}), "t3.huge is not offered by EC2"),
-        (json!({"owner": "alice", "team": "platform", "instance_type": "large"}), "look like an EC2 instance type"),
-        (json!({"owner": "alice", "team": "platform", "lifetime": 3}), "unknown field `lifetime`"),
+        (
+            event("launch-request-bad-hours.json"),
+            "`hours` must be a whole number from 1 to 72",
+        ),
+        (
+            json!({"owner": "alice", "team": "platform", "hours": -4}),
+            "from 1 to 72",
+        ),
+        (
+            json!({"owner": "Alice Smith", "team": "platform"}),
+            "`owner` must be a name",
+        ),
+        (
+            json!({"owner": "alice", "team": "platform", "instance_type": "t3.huge"}),
+            "t3.huge is not offered by EC2",
+        ),
+        (
+            json!({"owner": "alice", "team": "platform", "instance_type": "large"}),
+            "look like an EC2 instance type",
+        ),
+        (
+            json!({"owner": "alice", "team": "platform", "lifetime": 3}),
+            "unknown field `lifetime`",
+        ),
     ];
 
     for (payload, expected) in cases {
-        let err = bed.handle(&launcher, &payload, "req-bad").await.unwrap_err();
+        let err = bed
+            .handle(&launcher, &payload, "req-bad")
+            .await
+            .unwrap_err();
         let diagnostic: lambda_runtime::Diagnostic = err.into();
         assert_eq!(diagnostic.error_type, "InvalidRequest", "{payload}");
-        assert!(diagnostic.error_message.contains(expected), "{payload}: {}", diagnostic.error_message);
+        assert!(
+            diagnostic.error_message.contains(expected),
+            "{payload}: {}",
+            diagnostic.error_message
+        );
     }
-    assert!(bed.hosts().await.is_empty(), "a bad request launches nothing");
+    assert!(
+        bed.hosts().await.is_empty(),
+        "a bad request launches nothing"
+    );
 }
 
 #[tokio::test]
@@ -220,21 +352,46 @@ async fn the_guard_refuses_a_quarantined_or_foreign_ami_and_launches_nothing() {
     bed.ec2
         .create_tags()
         .resources(&bed.seeded.ami_id)
-        .tags(aws_sdk_ec2::types::Tag::builder().key("quarantine").value("CVE-2026-0001").build())
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("quarantine")
+                .value("CVE-2026-0001")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    let err = bed.handle(&launcher, &event("launch-request.json"), "req-1").await.unwrap_err();
+    let err = bed
+        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .await
+        .unwrap_err();
     let diagnostic: lambda_runtime::Diagnostic = err.into();
     assert_eq!(diagnostic.error_type, "LaunchRefused");
-    assert!(diagnostic.error_message.contains("quarantined (CVE-2026-0001)"), "{}", diagnostic.error_message);
+    assert!(
+        diagnostic
+            .error_message
+            .contains("quarantined (CVE-2026-0001)"),
+        "{}",
+        diagnostic.error_message
+    );
 
     point_at(&ssm, AMAZON_AMI).await;
-    let err = bed.handle(&launcher, &event("launch-request.json"), "req-2").await.unwrap_err().to_string();
-    assert!(err.contains("owned by account 137112412989, not this account 123456789012"), "{err}");
+    let err = bed
+        .handle(&launcher, &event("launch-request.json"), "req-2")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("owned by account 137112412989, not this account 123456789012"),
+        "{err}"
+    );
 
     point_at(&ssm, "ami-0000000000000dead").await;
-    let err = bed.handle(&launcher, &event("launch-request.json"), "req-3").await.unwrap_err().to_string();
+    let err = bed
+        .handle(&launcher, &event("launch-request.json"), "req-3")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("unknown to EC2"), "{err}");
 
     assert!(bed.hosts().await.is_empty());
@@ -245,12 +402,23 @@ async fn a_promotion_replaces_each_standing_host_and_marks_the_old_one_supersede
     let bed = Bed::new().await;
     let standing = r#"[{"owner":"alice","team":"platform","instance_type":"t3.large"}]"#;
     let launcher = bed.launcher(&[("STANDING_HOSTS", standing)]);
-    let old = bed.handle(&launcher, &event("launch-request.json"), "req-1").await.unwrap();
+    let old = bed
+        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .await
+        .unwrap();
     let old_id = old.hosts[0].instance_id.clone().unwrap();
 
-    let new_ami = register_ami(&bed.ec2, "vscode-host-2026-12-05", "arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/1.0.0/8").await;
+    let new_ami = register_ami(
+        &bed.ec2,
+        "vscode-host-2026-12-05",
+        "arn:aws:imagebuilder:us-east-1:123456789012:image/vscode-host/1.0.0/8",
+    )
+    .await;
     point_at(&aws_sdk_ssm::Client::new(&bed.config), &new_ami).await;
-    let outcome = bed.handle(&launcher, &event("launch-after-promotion.json"), "req-2").await.unwrap();
+    let outcome = bed
+        .handle(&launcher, &event("launch-after-promotion.json"), "req-2")
+        .await
+        .unwrap();
 
     assert_eq!(outcome.decision, "replace");
     let host = &outcome.hosts[0];
@@ -259,13 +427,23 @@ async fn a_promotion_replaces_each_standing_host_and_marks_the_old_one_supersede
     let new_id = host.instance_id.clone().unwrap();
     let new = bed.instance(&new_id).await;
     assert_eq!(new.image_id(), Some(new_ami.as_str()));
-    assert_eq!(tag(&bed.instance(&old_id).await, "superseded-by"), Some(new_id.clone()));
+    assert_eq!(
+        tag(&bed.instance(&old_id).await, "superseded-by"),
+        Some(new_id.clone())
+    );
 
     // The same promotion delivered again changes nothing.
-    let again = bed.handle(&launcher, &event("launch-after-promotion.json"), "req-3").await.unwrap();
+    let again = bed
+        .handle(&launcher, &event("launch-after-promotion.json"), "req-3")
+        .await
+        .unwrap();
     assert_eq!(again.hosts[0].action, "kept");
     assert_eq!(again.hosts[0].instance_id, Some(new_id));
-    assert_eq!(bed.hosts().await.len(), 2, "the old host stays until it is retired");
+    assert_eq!(
+        bed.hosts().await.len(),
+        2,
+        "the old host stays until it is retired"
+    );
 }
 
 #[tokio::test]
@@ -275,16 +453,27 @@ async fn a_promotion_of_a_quarantined_ami_is_reported_and_launches_nothing() {
     bed.ec2
         .create_tags()
         .resources(&bed.seeded.ami_id)
-        .tags(aws_sdk_ec2::types::Tag::builder().key("quarantine").value("manual hold").build())
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("quarantine")
+                .value("manual hold")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
 
-    let outcome = bed.handle(&launcher, &event("launch-after-promotion.json"), "req-1").await.unwrap();
+    let outcome = bed
+        .handle(&launcher, &event("launch-after-promotion.json"), "req-1")
+        .await
+        .unwrap();
 
     assert_eq!(outcome.decision, "refused");
     assert!(outcome.reason.contains("manual hold"), "{}", outcome.reason);
     let inbox = drain(&bed.sqs, &bed.seeded.inbox_url).await;
-    assert_eq!(inbox[0]["MessageAttributes"]["event_type"]["Value"], "host.launch-refused");
+    assert_eq!(
+        inbox[0]["MessageAttributes"]["event_type"]["Value"],
+        "host.launch-refused"
+    );
     assert!(bed.hosts().await.is_empty());
 }

@@ -11,7 +11,10 @@ async fn the_function_launches_on_request_refuses_bad_hours_and_replaces_after_a
     let seeded = seed(&moto, &config).await;
     let env = launch_env(
         &seeded,
-        &[("STANDING_HOSTS", r#"[{"owner":"bob","team":"platform","instance_type":"t3.large"}]"#)],
+        &[(
+            "STANDING_HOSTS",
+            r#"[{"owner":"bob","team":"platform","instance_type":"t3.large"}]"#,
+        )],
     );
     let function = LambdaRunner::start(&env, &moto).await;
 
@@ -25,9 +28,19 @@ async fn the_function_launches_on_request_refuses_bad_hours_and_replaces_after_a
     assert!(kit.contains("AWS-StartPortForwardingSession"), "{kit}");
 
     let refused = function.invoke("launch-request-bad-hours.json");
-    assert!(!refused.status.success(), "a bad request fails the invocation");
-    let shown = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
-    assert!(shown.contains("InvalidRequest") && shown.contains("from 1 to 72"), "{shown}");
+    assert!(
+        !refused.status.success(),
+        "a bad request fails the invocation"
+    );
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        shown.contains("InvalidRequest") && shown.contains("from 1 to 72"),
+        "{shown}"
+    );
 
     let replaced = function.invoke("launch-after-promotion.json");
     assert_success("invoke launch-after-promotion.json", &replaced);

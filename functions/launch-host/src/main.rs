@@ -12,15 +12,22 @@ use shared::launch::{LaunchConfig, LaunchError, Launcher, Outcome};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = LaunchConfig::from_env(&Env::from_process())?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    let launcher = Launcher::new(config, Clients::from_config(&sdk), aws_sdk_sqs::Client::new(&sdk));
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let launcher = Launcher::new(
+        config,
+        Clients::from_config(&sdk),
+        aws_sdk_sqs::Client::new(&sdk),
+    );
     let launcher = &launcher;
 
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let (payload, context) = event.into_parts();
         let deadline = DateTime::<Utc>::from_timestamp_millis(context.deadline as i64);
-        let outcome: Result<Outcome, LaunchError> =
-            launcher.handle(&payload, &context.request_id, deadline, Utc::now()).await;
+        let outcome: Result<Outcome, LaunchError> = launcher
+            .handle(&payload, &context.request_id, deadline, Utc::now())
+            .await;
         outcome
     }))
     .await

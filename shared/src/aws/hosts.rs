@@ -4,21 +4,26 @@
 
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
-    InstanceType, ResourceType, ShutdownBehavior, Tag, TagSpecification, VolumeType,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
+    InstanceNetworkInterfaceSpecification, InstanceType, ResourceType, ShutdownBehavior, Tag,
+    TagSpecification, VolumeType,
 };
 use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilter};
 
 use super::AwsError;
 use crate::host::{
-    probe_script, tags, HostFacts, InstanceTypeFacts, LaunchAmi, LaunchPlan, ProbeResult, ReadinessCheck,
+    probe_script, tags, HostFacts, InstanceTypeFacts, LaunchAmi, LaunchPlan, ProbeResult,
+    ReadinessCheck,
 };
 
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
 
 /// DescribeImages for one AMI, deprecated and disabled ones included; `None` when EC2 does not
 /// know it.
-pub async fn describe_launch_ami(client: &aws_sdk_ec2::Client, ami_id: &str) -> Result<Option<LaunchAmi>, AwsError> {
+pub async fn describe_launch_ami(
+    client: &aws_sdk_ec2::Client,
+    ami_id: &str,
+) -> Result<Option<LaunchAmi>, AwsError> {
     let result = client
         .describe_images()
         .image_ids(ami_id)
@@ -30,25 +35,40 @@ pub async fn describe_launch_ami(client: &aws_sdk_ec2::Client, ami_id: &str) -> 
         Ok(out) => out,
         Err(e) => {
             let err = AwsError::new("DescribeImages", ami_id, e);
-            if matches!(err.code.as_deref(), Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")) {
+            if matches!(
+                err.code.as_deref(),
+                Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
+            ) {
                 return Ok(None);
             }
             return Err(err);
         }
     };
-    Ok(out.images().iter().find(|i| i.image_id() == Some(ami_id)).map(|i| LaunchAmi {
-        ami_id: ami_id.to_string(),
-        state: i.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        owner_id: i.owner_id().map(str::to_string),
-        deprecation_time: i.deprecation_time().map(str::to_string),
-        root_device_name: i.root_device_name().map(str::to_string),
-        architecture: i.architecture().map(|a| a.as_str().to_string()),
-        tags: i
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-            .collect(),
-    }))
+    Ok(out
+        .images()
+        .iter()
+        .find(|i| i.image_id() == Some(ami_id))
+        .map(|i| LaunchAmi {
+            ami_id: ami_id.to_string(),
+            state: i
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            owner_id: i.owner_id().map(str::to_string),
+            deprecation_time: i.deprecation_time().map(str::to_string),
+            root_device_name: i.root_device_name().map(str::to_string),
+            architecture: i.architecture().map(|a| a.as_str().to_string()),
+            tags: i
+                .tags()
+                .iter()
+                .filter_map(|t| {
+                    Some((
+                        t.key()?.to_string(),
+                        t.value().unwrap_or_default().to_string(),
+                    ))
+                })
+                .collect(),
+        }))
 }
 
 /// DescribeInstanceTypes for one type; `None` when EC2 does not offer it in this region.
@@ -56,7 +76,11 @@ pub async fn describe_instance_type(
     client: &aws_sdk_ec2::Client,
     instance_type: &str,
 ) -> Result<Option<InstanceTypeFacts>, AwsError> {
-    let result = client.describe_instance_types().instance_types(InstanceType::from(instance_type)).send().await;
+    let result = client
+        .describe_instance_types()
+        .instance_types(InstanceType::from(instance_type))
+        .send()
+        .await;
     let out = match result {
         Ok(out) => out,
         Err(e) => {
@@ -71,13 +95,21 @@ pub async fn describe_instance_type(
         name: instance_type.to_string(),
         architectures: t
             .processor_info()
-            .map(|p| p.supported_architectures().iter().map(|a| a.as_str().to_string()).collect())
+            .map(|p| {
+                p.supported_architectures()
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .collect()
+            })
             .unwrap_or_default(),
     }))
 }
 
 fn filter(name: &str, values: &[&str]) -> Filter {
-    Filter::builder().name(name).set_values(Some(values.iter().map(|v| v.to_string()).collect())).build()
+    Filter::builder()
+        .name(name)
+        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+        .build()
 }
 
 async fn describe_hosts(
@@ -108,7 +140,12 @@ async fn describe_hosts(
         };
         for instance in page.reservations().iter().flat_map(|r| r.instances()) {
             let tag = |key: &str| {
-                instance.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string)
+                instance
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(key))
+                    .and_then(|t| t.value())
+                    .map(str::to_string)
             };
             hosts.push(HostFacts {
                 instance_id: instance.instance_id().unwrap_or_default().to_string(),
@@ -144,25 +181,44 @@ pub async fn managed_hosts(client: &aws_sdk_ec2::Client) -> Result<Vec<HostFacts
 }
 
 /// The live host launched with `token`, if an earlier attempt already launched it.
-pub async fn host_by_token(client: &aws_sdk_ec2::Client, token: &str) -> Result<Option<HostFacts>, AwsError> {
+pub async fn host_by_token(
+    client: &aws_sdk_ec2::Client,
+    token: &str,
+) -> Result<Option<HostFacts>, AwsError> {
     let filters = vec![
         filter(&format!("tag:{}", tags::LAUNCH_TOKEN), &[token]),
         filter("instance-state-name", &LIVE_STATES),
     ];
-    Ok(describe_hosts(client, filters, vec![], token).await?.into_iter().next())
+    Ok(describe_hosts(client, filters, vec![], token)
+        .await?
+        .into_iter()
+        .next())
 }
 
 /// One host in any state; `None` when EC2 no longer knows it.
-pub async fn describe_host(client: &aws_sdk_ec2::Client, instance_id: &str) -> Result<Option<HostFacts>, AwsError> {
+pub async fn describe_host(
+    client: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> Result<Option<HostFacts>, AwsError> {
     let hosts = describe_hosts(client, vec![], vec![instance_id.to_string()], instance_id).await?;
     Ok(hosts.into_iter().find(|h| h.instance_id == instance_id))
 }
 
 /// RunInstances exactly as planned; returns the instance id.
-pub async fn run_instance(client: &aws_sdk_ec2::Client, plan: &LaunchPlan) -> Result<String, AwsError> {
-    let tags: Vec<Tag> = plan.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+pub async fn run_instance(
+    client: &aws_sdk_ec2::Client,
+    plan: &LaunchPlan,
+) -> Result<String, AwsError> {
+    let tags: Vec<Tag> = plan
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
     let tagged = |resource: ResourceType| {
-        TagSpecification::builder().resource_type(resource).set_tags(Some(tags.clone())).build()
+        TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(tags.clone()))
+            .build()
     };
     let resource = format!("{} for {}/{}", plan.ami_id, plan.spec.owner, plan.spec.team);
     let out = client
@@ -201,7 +257,11 @@ pub async fn run_instance(client: &aws_sdk_ec2::Client, plan: &LaunchPlan) -> Re
                 )
                 .build(),
         )
-        .iam_instance_profile(IamInstanceProfileSpecification::builder().name(&plan.instance_profile).build())
+        .iam_instance_profile(
+            IamInstanceProfileSpecification::builder()
+                .name(&plan.instance_profile)
+                .build(),
+        )
         .instance_initiated_shutdown_behavior(ShutdownBehavior::Terminate)
         .tag_specifications(tagged(ResourceType::Instance))
         .tag_specifications(tagged(ResourceType::Volume))
@@ -221,7 +281,10 @@ pub async fn tag_hosts(
     instance_ids: &[String],
     tags: &[(String, String)],
 ) -> Result<(), AwsError> {
-    let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+    let tags: Vec<Tag> = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
     client
         .create_tags()
         .set_resources(Some(instance_ids.to_vec()))
@@ -232,7 +295,10 @@ pub async fn tag_hosts(
     Ok(())
 }
 
-pub async fn terminate_host(client: &aws_sdk_ec2::Client, instance_id: &str) -> Result<(), AwsError> {
+pub async fn terminate_host(
+    client: &aws_sdk_ec2::Client,
+    instance_id: &str,
+) -> Result<(), AwsError> {
     client
         .terminate_instances()
         .instance_ids(instance_id)
@@ -243,7 +309,10 @@ pub async fn terminate_host(client: &aws_sdk_ec2::Client, instance_id: &str) -> 
 }
 
 /// SSM's `PingStatus` for the instance; `None` while it is not a managed node.
-pub async fn managed_ping(client: &aws_sdk_ssm::Client, instance_id: &str) -> Result<Option<String>, AwsError> {
+pub async fn managed_ping(
+    client: &aws_sdk_ssm::Client,
+    instance_id: &str,
+) -> Result<Option<String>, AwsError> {
     let filter = InstanceInformationStringFilter::builder()
         .key("InstanceIds")
         .values(instance_id)
@@ -264,7 +333,10 @@ pub async fn managed_ping(client: &aws_sdk_ssm::Client, instance_id: &str) -> Re
 }
 
 /// Asks the host, through `AWS-RunShellScript`, whether code-server answers on loopback.
-pub async fn send_probe(client: &aws_sdk_ssm::Client, instance_id: &str) -> Result<String, AwsError> {
+pub async fn send_probe(
+    client: &aws_sdk_ssm::Client,
+    instance_id: &str,
+) -> Result<String, AwsError> {
     let out = client
         .send_command()
         .document_name("AWS-RunShellScript")
@@ -278,7 +350,9 @@ pub async fn send_probe(client: &aws_sdk_ssm::Client, instance_id: &str) -> Resu
     out.command()
         .and_then(|c| c.command_id())
         .map(str::to_string)
-        .ok_or_else(|| AwsError::plain("SendCommand", instance_id, "the response has no command id"))
+        .ok_or_else(|| {
+            AwsError::plain("SendCommand", instance_id, "the response has no command id")
+        })
 }
 
 /// Where the probe command stands on the host.
@@ -287,25 +361,51 @@ pub async fn probe_result(
     command_id: &str,
     instance_id: &str,
 ) -> Result<ProbeResult, AwsError> {
-    let out = match client.get_command_invocation().command_id(command_id).instance_id(instance_id).send().await {
+    let out = match client
+        .get_command_invocation()
+        .command_id(command_id)
+        .instance_id(instance_id)
+        .send()
+        .await
+    {
         Ok(out) => out,
         // SSM needs a moment after SendCommand before the invocation can be read.
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_invocation_does_not_exist()) => {
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_invocation_does_not_exist()) =>
+        {
             return Ok(ProbeResult::Pending)
         }
-        Err(e) => return Err(AwsError::new("GetCommandInvocation", format!("{command_id} on {instance_id}"), e)),
+        Err(e) => {
+            return Err(AwsError::new(
+                "GetCommandInvocation",
+                format!("{command_id} on {instance_id}"),
+                e,
+            ))
+        }
     };
     Ok(match out.status() {
         Some(CommandInvocationStatus::Success) => ProbeResult::Passed,
-        Some(CommandInvocationStatus::Pending | CommandInvocationStatus::InProgress | CommandInvocationStatus::Delayed) => {
-            ProbeResult::Pending
-        }
+        Some(
+            CommandInvocationStatus::Pending
+            | CommandInvocationStatus::InProgress
+            | CommandInvocationStatus::Delayed,
+        ) => ProbeResult::Pending,
         other => {
-            let status = other.map(|s| s.as_str().to_string()).unwrap_or_else(|| "no status".into());
+            let status = other
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "no status".into());
             let stderr = out.standard_error_content().unwrap_or_default().trim();
             ProbeResult::Failed {
-                detail: format!("{status}, exit code {}{}", out.response_code(),
-                    if stderr.is_empty() { String::new() } else { format!(": {stderr}") }),
+                detail: format!(
+                    "{status}, exit code {}{}",
+                    out.response_code(),
+                    if stderr.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {stderr}")
+                    }
+                ),
             }
         }
     })

@@ -758,6 +758,8 @@ impl ConnectionKit {
         )
     }
 
+    // Limitation: nothing here caps the time a developer writes into `expires-at`; the tag is
+    // trusted as written until something enforces the maximum.
     pub fn extend_command(&self) -> String {
         format!(
             "aws ec2 create-tags --region {} --resources {} --tags Key={},Value=<new time, e.g. \

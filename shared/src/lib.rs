@@ -4,7 +4,9 @@
 pub mod aws;
 pub mod config;
 pub mod events;
+pub mod host;
 pub mod image;
+pub mod launch;
 pub mod notify;
 pub mod promote;
 pub mod promotion;

@@ -5,6 +5,7 @@
 
 pub mod emulator;
 pub mod imagebuilder_loopback;
+pub mod launch_support;
 pub mod runtime_api;
 pub mod seed;
 pub mod testbed;

@@ -2,6 +2,7 @@
 //! project's own types; they decide nothing.
 
 pub mod ec2;
+pub mod hosts;
 pub mod imagebuilder;
 pub mod ledger;
 pub mod sns;

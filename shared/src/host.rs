@@ -314,26 +314,8 @@ pub fn check_instance_type(
 
 // ---- launch guard --------------------------------------------------------------------------
 
-/// EC2's view of the AMI the pointer names, with what a launch needs from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LaunchAmi {
-    pub ami_id: String,
-    pub state: String,
-    pub owner_id: Option<String>,
-    pub deprecation_time: Option<String>,
-    pub root_device_name: Option<String>,
-    pub architecture: Option<String>,
-    pub tags: Vec<(String, String)>,
-}
-
-impl LaunchAmi {
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        self.tags
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
+/// The AMI a launch would use, as EC2 describes it.
+pub type LaunchAmi = crate::image::AmiFacts;
 
 /// Why no host is launched from the pointer's AMI.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -290,6 +290,8 @@ pub struct AmiFacts {
     pub state: String,
     pub owner_id: Option<String>,
     pub deprecation_time: Option<String>,
+    pub root_device_name: Option<String>,
+    pub architecture: Option<String>,
     pub tags: Vec<(String, String)>,
 }
 

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info, warn};
 
-use crate::aws::{hosts, sns, ssm, AwsError, Clients};
+use crate::aws::{ec2, hosts, sns, ssm, AwsError, Clients};
 use crate::config::{ConfigError, Env};
 use crate::host::{
     assess_readiness, check_instance_type, guard, is_profile_not_yet_visible, launch_retry_delay,
@@ -460,7 +460,7 @@ impl Launcher {
         let pointer = &self.config.pointer_parameter;
         let value = ssm::read_pointer(&self.clients.ssm, pointer).await?;
         let ami = match &value {
-            Some(ami_id) => hosts::describe_launch_ami(&self.clients.ec2, ami_id).await?,
+            Some(ami_id) => ec2::describe_ami(&self.clients.ec2, ami_id).await?,
             None => None,
         };
         let verdict = guard(

@@ -476,6 +476,8 @@ mod tests {
             state: state.into(),
             owner_id: Some(ACCOUNT.into()),
             deprecation_time: None,
+            root_device_name: None,
+            architecture: None,
             tags: vec![],
         }
     }

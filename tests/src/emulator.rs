@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{venv_tool, workspace_root, REGION};
 
@@ -80,6 +81,64 @@ impl Moto {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.url.clone()
+    }
+
+    /// One signed-looking Query request; moto routes by the credential scope's service.
+    pub async fn query(&self, service: &str, body: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to moto");
+        let request = format!(
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{region}/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n\
+             Content-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+            port = self.port,
+            region = REGION,
+            len = body.len(),
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send the query");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("read the answer");
+        assert!(
+            response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"),
+            "{response}"
+        );
+        response
+    }
+
+    /// The host instance profile (and its role): RunInstances needs it to exist in moto's IAM.
+    pub async fn create_instance_profile(&self, name: &str) {
+        let v = "Version=2010-05-08";
+        let trust = "%7B%22Version%22%3A%222012-10-17%22%7D";
+        self.query(
+            "iam",
+            &format!("Action=CreateRole&RoleName={name}&AssumeRolePolicyDocument={trust}&{v}"),
+        )
+        .await;
+        self.query(
+            "iam",
+            &format!("Action=CreateInstanceProfile&InstanceProfileName={name}&{v}"),
+        )
+        .await;
+        self.query(
+            "iam",
+            &format!(
+                "Action=AddRoleToInstanceProfile&InstanceProfileName={name}&RoleName={name}&{v}"
+            ),
+        )
+        .await;
     }
 }
 

@@ -72,6 +72,8 @@ impl FunctionUnderApi {
 
         let log = log_dir.join(format!("{name}.log"));
         let function = Command::new(binary(name))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")

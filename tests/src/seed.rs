@@ -260,12 +260,9 @@ pub async fn ami_tags(config: &SdkConfig, ami_id: &str) -> Vec<(String, String)>
     tags
 }
 
-/// Environment for a function process pointed at the emulator and the loopback.
-pub fn function_env(
-    moto_url: &str,
-    imagebuilder_url: &str,
-    topic_arn: &str,
-) -> Vec<(String, String)> {
+/// The AWS part of a function's environment: region, dummy credentials, no instance metadata,
+/// every endpoint on the emulator.
+pub fn aws_env(moto_url: &str) -> Vec<(String, String)> {
     [
         ("AWS_REGION", crate::REGION),
         ("AWS_DEFAULT_REGION", crate::REGION),
@@ -273,16 +270,32 @@ pub fn function_env(
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AWS_ENDPOINT_URL", moto_url),
-        ("AWS_ENDPOINT_URL_IMAGEBUILDER", imagebuilder_url),
         ("AWS_MAX_ATTEMPTS", "2"),
-        ("POINTER_PARAMETER", POINTER),
-        ("TOPIC_ARN", topic_arn),
-        ("PIPELINE_ARN", crate::PIPELINE_ARN),
-        ("IMAGE_ARN_PREFIX", crate::IMAGE_ARN_PREFIX),
-        ("LEDGER_TABLE", LEDGER_TABLE),
-        ("POINTER_READBACK_SECONDS", "5"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// Environment of promote-image pointed at the emulator and the Image Builder loopback.
+pub fn function_env(
+    moto_url: &str,
+    imagebuilder_url: &str,
+    topic_arn: &str,
+) -> Vec<(String, String)> {
+    let mut env = aws_env(moto_url);
+    env.extend(
+        [
+            ("AWS_ENDPOINT_URL_IMAGEBUILDER", imagebuilder_url),
+            ("POINTER_PARAMETER", POINTER),
+            ("TOPIC_ARN", topic_arn),
+            ("PIPELINE_ARN", crate::PIPELINE_ARN),
+            ("IMAGE_ARN_PREFIX", crate::IMAGE_ARN_PREFIX),
+            ("LEDGER_TABLE", LEDGER_TABLE),
+            ("POINTER_READBACK_SECONDS", "5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
 }

@@ -8,9 +8,7 @@ use std::time::Duration;
 use aws_sdk_ec2::error::ErrorMetadata;
 use aws_sdk_ec2::operation::run_instances::RunInstancesError;
 use aws_sdk_ec2::types as ec2t;
-use aws_sdk_ssm::operation::describe_instance_information::{
-    DescribeInstanceInformationOutput as InstanceInformationOutput,
-};
+use aws_sdk_ssm::operation::describe_instance_information::DescribeInstanceInformationOutput as InstanceInformationOutput;
 use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
 use aws_sdk_ssm::types as ssmt;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};

@@ -24,7 +24,7 @@ struct Bed {
 
 impl Bed {
     async fn new() -> Bed {
-        let moto = Moto::start().await;
+        let moto = Moto::start();
         let config = moto.sdk_config().await;
         let seeded = seed(&moto, &config).await;
         let ec2 = aws_sdk_ec2::Client::new(&config);

@@ -7,12 +7,14 @@ use chrono::{DateTime, Utc};
 use super::AwsError;
 use crate::image::AmiFacts;
 
-/// DescribeImages for one AMI; `None` when EC2 does not know it (any more).
+/// DescribeImages for one AMI, deprecated and disabled ones included; `None` when EC2 does not
+/// know it (any more).
 pub async fn describe_ami(client: &Client, ami_id: &str) -> Result<Option<AmiFacts>, AwsError> {
     let result = client
         .describe_images()
         .image_ids(ami_id)
         .include_deprecated(true)
+        .include_disabled(true)
         .send()
         .await;
     let out = match result {
@@ -40,6 +42,8 @@ pub async fn describe_ami(client: &Client, ami_id: &str) -> Result<Option<AmiFac
                 .unwrap_or_default(),
             owner_id: i.owner_id().map(str::to_string),
             deprecation_time: i.deprecation_time().map(str::to_string),
+            root_device_name: i.root_device_name().map(str::to_string),
+            architecture: i.architecture().map(|a| a.as_str().to_string()),
             tags: i
                 .tags()
                 .iter()

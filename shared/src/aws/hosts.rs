@@ -12,64 +12,10 @@ use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilte
 
 use super::AwsError;
 use crate::host::{
-    probe_script, tags, HostFacts, InstanceTypeFacts, LaunchAmi, LaunchPlan, ProbeResult,
-    ReadinessCheck,
+    probe_script, tags, HostFacts, InstanceTypeFacts, LaunchPlan, ProbeResult, ReadinessCheck,
 };
 
 const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
-
-/// DescribeImages for one AMI, deprecated and disabled ones included; `None` when EC2 does not
-/// know it.
-pub async fn describe_launch_ami(
-    client: &aws_sdk_ec2::Client,
-    ami_id: &str,
-) -> Result<Option<LaunchAmi>, AwsError> {
-    let result = client
-        .describe_images()
-        .image_ids(ami_id)
-        .include_deprecated(true)
-        .include_disabled(true)
-        .send()
-        .await;
-    let out = match result {
-        Ok(out) => out,
-        Err(e) => {
-            let err = AwsError::new("DescribeImages", ami_id, e);
-            if matches!(
-                err.code.as_deref(),
-                Some("InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable")
-            ) {
-                return Ok(None);
-            }
-            return Err(err);
-        }
-    };
-    Ok(out
-        .images()
-        .iter()
-        .find(|i| i.image_id() == Some(ami_id))
-        .map(|i| LaunchAmi {
-            ami_id: ami_id.to_string(),
-            state: i
-                .state()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-            owner_id: i.owner_id().map(str::to_string),
-            deprecation_time: i.deprecation_time().map(str::to_string),
-            root_device_name: i.root_device_name().map(str::to_string),
-            architecture: i.architecture().map(|a| a.as_str().to_string()),
-            tags: i
-                .tags()
-                .iter()
-                .filter_map(|t| {
-                    Some((
-                        t.key()?.to_string(),
-                        t.value().unwrap_or_default().to_string(),
-                    ))
-                })
-                .collect(),
-        }))
-}
 
 /// DescribeInstanceTypes for one type; `None` when EC2 does not offer it in this region.
 pub async fn describe_instance_type(

@@ -1,10 +1,11 @@
 //! Peak memory of a function process while it handles each sample event, for
-//! `scripts/bench.sh`. For every `events/*.json` a fresh process of the given binary takes one
-//! invocation from a minimal Lambda Runtime API on 127.0.0.1, against moto and the Image
-//! Builder loopback seeded afresh, so each number is that event's own peak. The peak resident
-//! set (VmHWM) is read when the process polls for its next event, then the process is stopped.
+//! `scripts/bench.sh`. Each event goes to a fresh process of the given binary, which takes it
+//! from a minimal Lambda Runtime API on 127.0.0.1 and works against moto (and, for
+//! promote-image, the Image Builder loopback) seeded afresh, so each number is that event's own
+//! peak. The peak resident set (VmHWM) is read when the process polls for its next event, then
+//! the process is stopped.
 //!
-//! Usage: `bench_memory <function binary> <function name> <results.json>`
+//! Usage: `bench_memory <function binary> <function name> <results.json> <event.json>...`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,11 +17,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use integration_tests::seed::{self, function_env};
 use integration_tests::testbed::TestBed;
-use integration_tests::{events_dir, ACCOUNT, REGION};
+use integration_tests::{launch_support, ACCOUNT, REGION};
 use serde_json::{json, Value};
 
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(60);
 const RUNTIME_PREFIX: &str = "/2018-06-01/runtime";
+
+/// The standing host the launch-host tests configure, so a promotion has a host to replace.
+const STANDING_HOSTS: &str = r#"[{"owner":"bob","team":"platform","instance_type":"t3.large"}]"#;
 
 /// What the Runtime API saw the function process do.
 enum Seen {
@@ -33,47 +37,59 @@ enum Seen {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, binary, function, out] = args.as_slice() else {
-        eprintln!("usage: bench_memory <function binary> <function name> <results.json>");
+    let [_, binary, function, out, events @ ..] = args.as_slice() else {
+        eprintln!("usage: bench_memory <binary> <function name> <results.json> <event.json>...");
         std::process::exit(2);
     };
     let binary = PathBuf::from(binary);
     let logs = std::env::temp_dir().join(format!("bench-memory-{}", std::process::id()));
     std::fs::create_dir_all(&logs).expect("creating the log directory");
 
-    let bed = TestBed::start().await;
     let mut results = Vec::new();
-    for event in sample_events() {
-        // Every event meets the account as seeded, as its first delivery would.
-        bed.moto.reset();
-        seed::seed(&bed.config).await;
-        let env = function_env(&bed.moto.url, &bed.imagebuilder.url, &bed.seeded.topic_arn);
-        let name = event.file_name().unwrap().to_string_lossy().to_string();
-        let log = logs.join(format!("{name}.log"));
-        let measured = measure(&binary, function, &env, &event, &log);
-        eprintln!("bench_memory: {name}: {measured}");
-        let mut entry = json!({ "event": name });
-        if let (Some(fields), Value::Object(measured)) = (entry.as_object_mut(), measured) {
-            fields.extend(measured);
+    match function.as_str() {
+        "promote-image" => {
+            let bed = TestBed::start().await;
+            for event in events {
+                // Every event meets the account as seeded, as its first delivery would.
+                bed.moto.reset();
+                seed::seed(&bed.config).await;
+                let env = function_env(&bed.moto.url, &bed.imagebuilder.url, &bed.seeded.topic_arn);
+                results.push(measure(&binary, function, &env, Path::new(event), &logs));
+            }
         }
-        results.push(entry);
+        "launch-host" => {
+            for event in events {
+                let moto = launch_support::Moto::start();
+                let config = moto.sdk_config().await;
+                let seeded = launch_support::seed(&moto, &config).await;
+                let mut env =
+                    launch_support::launch_env(&seeded, &[("STANDING_HOSTS", STANDING_HOSTS)]);
+                env.extend(
+                    [
+                        ("AWS_DEFAULT_REGION", REGION.to_string()),
+                        ("AWS_ENDPOINT_URL", moto.endpoint()),
+                        ("AWS_ACCESS_KEY_ID", "testing".into()),
+                        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+                        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+                        ("AWS_MAX_ATTEMPTS", "1".into()),
+                    ]
+                    .map(|(k, v)| (k.to_string(), v)),
+                );
+                results.push(measure(&binary, function, &env, Path::new(event), &logs));
+            }
+        }
+        other => {
+            eprintln!("bench_memory: no emulator set-up for {other}; add one here to measure it");
+            std::process::exit(2);
+        }
     }
-    drop(bed);
 
     let report = json!({ "function": function, "events": results });
     std::fs::write(out, serde_json::to_vec_pretty(&report).unwrap()).expect("writing results");
-    let _ = std::fs::remove_dir_all(&logs);
-}
-
-/// The JSON files directly under `events/`, sorted by name.
-fn sample_events() -> Vec<PathBuf> {
-    let mut events: Vec<PathBuf> = std::fs::read_dir(events_dir())
-        .expect("reading events/")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    events.sort();
-    events
+    // Function logs are kept only when something failed, for the failure to point at.
+    if results.iter().all(|r| r.get("failure").is_none()) {
+        let _ = std::fs::remove_dir_all(&logs);
+    }
 }
 
 /// Runs one invocation of `event` in a fresh process and reads its memory afterwards.
@@ -82,9 +98,16 @@ fn measure(
     function: &str,
     env: &[(String, String)],
     event: &Path,
-    log: &Path,
+    logs: &Path,
 ) -> Value {
-    let body = std::fs::read(event).expect("reading the event");
+    let name = event
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let log = logs.join(format!("{name}.log"));
+    let log = log.as_path();
+    let body = std::fs::read(event).unwrap_or_else(|e| panic!("reading {}: {e}", event.display()));
     let api = RuntimeApi::start(body, function);
     let mut child = spawn(binary, function, env, api.port, log);
 
@@ -102,11 +125,10 @@ fn measure(
                 })
             }
             Ok(Seen::Response(v)) => {
-                outcome = Some(
-                    v["decision"]
-                        .as_str()
-                        .map_or("response".to_string(), str::to_string),
-                )
+                let label = ["decision", "action", "outcome"]
+                    .iter()
+                    .find_map(|k| v[k].as_str());
+                outcome = Some(label.unwrap_or("response").to_string())
             }
             Ok(Seen::Error(v)) => {
                 outcome = Some(format!(
@@ -128,7 +150,12 @@ fn measure(
     let _ = child.kill();
     let _ = child.wait();
     drop(api);
-    result
+    eprintln!("bench_memory: {name}: {result}");
+    let mut entry = json!({ "event": name });
+    if let (Some(fields), Value::Object(measured)) = (entry.as_object_mut(), result) {
+        fields.extend(measured);
+    }
+    entry
 }
 
 fn spawn(binary: &Path, function: &str, env: &[(String, String)], port: u16, log: &Path) -> Child {

@@ -25,6 +25,53 @@ pub fn workspace() -> PathBuf {
     crate::workspace_root()
 }
 
+/// Where hosts go: a subnet, the host security group (no ingress) and the readiness queue.
+pub struct HostInfra {
+    pub subnet_id: String,
+    pub security_group_id: String,
+    pub readiness_queue_url: String,
+}
+
+/// Creates the host network pieces and the readiness queue. The instance profile is created
+/// separately with [`Moto::create_instance_profile`].
+pub async fn seed_host_infra(config: &SdkConfig) -> HostInfra {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let sqs = aws_sdk_sqs::Client::new(config);
+
+    let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet_id = ec2.describe_subnets().send().await.unwrap().subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let group = ec2
+        .create_security_group()
+        .group_name("vscode-hosts")
+        .description("VS Code hosts - no inbound")
+        .vpc_id(vpc)
+        .send()
+        .await
+        .unwrap();
+    let security_group_id = group.group_id().unwrap().to_string();
+
+    let readiness_queue_url = sqs
+        .create_queue()
+        .queue_name("host-readiness")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    HostInfra {
+        subnet_id,
+        security_group_id,
+        readiness_queue_url,
+    }
+}
+
 /// What a launch needs, created in moto.
 #[derive(Debug, Clone)]
 pub struct Seeded {
@@ -110,23 +157,11 @@ pub async fn seed(moto: &Moto, config: &SdkConfig) -> Seeded {
     .await;
     point_at(&ssm, &ami_id).await;
 
-    let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0]
-        .vpc_id()
-        .unwrap()
-        .to_string();
-    let subnet_id = ec2.describe_subnets().send().await.unwrap().subnets()[0]
-        .subnet_id()
-        .unwrap()
-        .to_string();
-    let group = ec2
-        .create_security_group()
-        .group_name("vscode-hosts")
-        .description("VS Code hosts - no inbound")
-        .vpc_id(vpc)
-        .send()
-        .await
-        .unwrap();
-    let security_group_id = group.group_id().unwrap().to_string();
+    let HostInfra {
+        subnet_id,
+        security_group_id,
+        readiness_queue_url,
+    } = seed_host_infra(config).await;
 
     let topic_arn = sns
         .create_topic()
@@ -135,15 +170,6 @@ pub async fn seed(moto: &Moto, config: &SdkConfig) -> Seeded {
         .await
         .unwrap()
         .topic_arn()
-        .unwrap()
-        .to_string();
-    let readiness_queue_url = sqs
-        .create_queue()
-        .queue_name("host-readiness")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
         .unwrap()
         .to_string();
     let inbox_url = sqs

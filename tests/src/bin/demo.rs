@@ -1,11 +1,13 @@
 //! The main job on the local emulator: seed moto as an account after last night's build,
 //! run the real promote-image binary behind the Lambda Runtime API, feed it the sample events
-//! and show what a person would look at afterwards. Run with `make demo`.
+//! and show what a person would look at afterwards; then launch-host replaces the standing
+//! host from the newly promoted AMI and prints the connection kit. Run with `make demo`.
 
 use std::time::Instant;
 
+use integration_tests::launch_support::{launch_env, seed_host_infra, HostInfra, Seeded, PROFILE};
 use integration_tests::runtime_api::FunctionUnderApi;
-use integration_tests::seed::function_env;
+use integration_tests::seed::{aws_env, function_env};
 use integration_tests::testbed::TestBed;
 use integration_tests::{sample_ami, POINTER, SEEDED_AMI};
 
@@ -123,6 +125,8 @@ async fn main() {
     }
 
     drop(function);
+    launch_a_host(&bed, &logs).await;
+
     drop(bed);
     println!(
         "\n== Stopped every process the demo started. Function log: {}",
@@ -152,4 +156,104 @@ fn error_summary(output: &str) -> String {
         text.push_str(part);
     }
     format!("{error_type}: {text}")
+}
+
+/// The promotion notification reaches launch-host, which replaces alice's standing host with
+/// one from the AMI the pointer now names, and tells her how to connect.
+async fn launch_a_host(bed: &TestBed, logs: &std::path::Path) {
+    println!("\n== launch-host: the promotion replaces the standing hosts");
+    bed.moto.create_instance_profile(PROFILE).await;
+    let HostInfra {
+        subnet_id,
+        security_group_id,
+        readiness_queue_url,
+    } = seed_host_infra(&bed.config).await;
+    let seeded = Seeded {
+        ami_id: sample_ami(7),
+        subnet_id,
+        security_group_id,
+        topic_arn: bed.seeded.topic_arn.clone(),
+        readiness_queue_url,
+        inbox_url: bed.seeded.queue_url.clone(),
+    };
+    let standing = r#"[{"owner":"alice","team":"platform","hours":8}]"#;
+    let mut env = aws_env(&bed.moto.url);
+    env.extend(launch_env(
+        &seeded,
+        &[("STANDING_HOSTS", standing), ("DEFAULT_INSTANCE_TYPE", "t4g.large")],
+    ));
+    let function = FunctionUnderApi::start("launch-host", &env, logs);
+    println!("   standing hosts: {standing}");
+
+    println!("-> events/launch-after-promotion.json: the image.promoted notification arrives");
+    let out = match function.invoke_event("launch-after-promotion.json") {
+        Ok(out) => out,
+        Err(e) => {
+            println!("   refused:  {}", error_summary(&e));
+            return;
+        }
+    };
+    for host in out["hosts"].as_array().into_iter().flatten() {
+        let id = host["instance_id"].as_str().unwrap_or("?");
+        println!(
+            "   {} host {id} for {}",
+            host["action"].as_str().unwrap_or("?"),
+            host["owner"]
+        );
+        print_instance(bed, id).await;
+        if let Some(kit) = host["connection_kit"].as_str() {
+            println!("\n   Connection kit sent to the owner:");
+            for line in kit.lines() {
+                println!("   | {line}");
+            }
+        }
+    }
+    let notes = bed.notifications().await;
+    for n in notes {
+        let attrs: Vec<String> = n
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("\n   Queue received: {} [{}]", n.subject, attrs.join(", "));
+    }
+}
+
+/// What EC2 reports about the host: the settings that keep it private.
+async fn print_instance(bed: &TestBed, id: &str) {
+    let ec2 = aws_sdk_ec2::Client::new(&bed.config);
+    let Ok(out) = ec2.describe_instances().instance_ids(id).send().await else {
+        return;
+    };
+    let Some(i) = out
+        .reservations()
+        .first()
+        .and_then(|r| r.instances().first())
+    else {
+        return;
+    };
+    let imds = i.metadata_options();
+    println!(
+        "   EC2 reports: image {}, public IP {}, key pair {}, IMDS tokens {}, hop limit {}",
+        i.image_id().unwrap_or("?"),
+        i.public_ip_address().unwrap_or("none"),
+        i.key_name().unwrap_or("none"),
+        imds.and_then(|m| m.http_tokens())
+            .map(|t| t.as_str())
+            .unwrap_or("?"),
+        imds.and_then(|m| m.http_put_response_hop_limit())
+            .unwrap_or_default(),
+    );
+    let tags: Vec<String> = i
+        .tags()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}={}",
+                t.key().unwrap_or_default(),
+                t.value().unwrap_or_default()
+            )
+        })
+        .collect();
+    println!("   tags: {}", tags.join(", "));
 }

@@ -180,7 +180,10 @@ async fn launch_a_host(bed: &TestBed, logs: &std::path::Path) {
     let mut env = aws_env(&bed.moto.url);
     env.extend(launch_env(
         &seeded,
-        &[("STANDING_HOSTS", standing), ("DEFAULT_INSTANCE_TYPE", "t4g.large")],
+        &[
+            ("STANDING_HOSTS", standing),
+            ("DEFAULT_INSTANCE_TYPE", "t4g.large"),
+        ],
     ));
     let function = FunctionUnderApi::start("launch-host", &env, logs);
     println!("   standing hosts: {standing}");

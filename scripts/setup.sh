@@ -26,4 +26,4 @@ install_venv .venv-checkov requirements-checkov.txt
 # cargo lambda watch reads the full workspace metadata at start; fetch every crate now so it
 # never waits on cargo's package lock during the tests.
 cargo fetch --locked --quiet
-echo "setup: tools ready ($(.venv/bin/cargo-lambda --version), $(.venv/bin/sam --version))"
+echo "setup: tools ready ($(.venv/bin/cargo-lambda lambda --version), $(.venv/bin/sam --version))"

@@ -139,6 +139,15 @@ impl PromoteConfig {
             });
         }
 
+        let lease_seconds = env.number("LEASE_SECONDS", 200)?;
+        if lease_seconds < 60 {
+            return Err(ConfigError::Invalid {
+                name: "LEASE_SECONDS",
+                expected: "at least 60 seconds, and longer than the function timeout",
+                value: lease_seconds.to_string(),
+            });
+        }
+
         Ok(PromoteConfig {
             pointer_parameter,
             topic_arn: env.required("TOPIC_ARN")?,
@@ -150,7 +159,7 @@ impl PromoteConfig {
             deprecate_after_days: deprecate_after_days as u32,
             dry_run: env.flag("DRY_RUN", false)?,
             readback_timeout: Duration::from_secs(env.number("POINTER_READBACK_SECONDS", 60)?),
-            lease: Duration::from_secs(env.number("LEASE_SECONDS", 200)?),
+            lease: Duration::from_secs(lease_seconds),
         })
     }
 }
@@ -207,6 +216,19 @@ mod tests {
             err.contains("SEVERITY_THRESHOLD") && err.contains("CRITICAL, HIGH"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_lease_too_short_to_cover_an_invocation_is_refused() {
+        let mut vars = base();
+        vars.push(("LEASE_SECONDS", "0"));
+        assert!(matches!(
+            PromoteConfig::from_env(&Env::from_pairs(vars)),
+            Err(ConfigError::Invalid {
+                name: "LEASE_SECONDS",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum EventError {
     MissingImageArn { event_id: String },
     #[error("expected `detail.state.status` in the image state change event {event_id}")]
     MissingStatus { event_id: String },
+    #[error(transparent)]
+    BadImageArn(#[from] crate::image::ArnError),
 }
 
 /// What an Image Builder event asks the promotion to look at.

@@ -744,11 +744,12 @@ impl ConnectionKit {
     // trusted as written until something enforces the maximum.
     pub fn extend_command(&self) -> String {
         format!(
-            "aws ec2 create-tags --region {} --resources {} --tags Key={},Value=<new time, e.g. \
-             2026-01-01T18:00:00Z>",
+            "aws ec2 create-tags --region {} --resources {} --tags Key={},Value=<a later ISO-8601 \
+             UTC time than {}>",
             self.region,
             self.instance_id,
-            tags::EXPIRES_AT
+            tags::EXPIRES_AT,
+            self.expires_at
         )
     }
 
@@ -780,7 +781,8 @@ impl ConnectionKit {
         };
         format!(
             "Instance: {id}\nRegion: {region}\nOwner: {owner}\nTeam: {team}\nAMI: {ami}\n\
-             Expires at: {expires} (the host is removed after this time)\n\n\
+             Expires at: {expires} (terminate the host when you are done; nothing removes \
+             expired hosts automatically yet)\n\n\
              Extend it (at most {MAX_HOURS} hours ahead):\n    {extend}\n\n\
              Browser IDE: run this, then open http://localhost:{CODE_SERVER_PORT}\n    {forward}\n\n\
              VS Code Remote-SSH: add this to ~/.ssh/config, then connect to `{alias}`\n{ssh}\n\n\

@@ -379,6 +379,9 @@ pub struct Launcher {
     pub config: LaunchConfig,
     pub clients: Clients,
     pub sqs: aws_sdk_sqs::Client,
+    /// When the current invocation started: every host's wait is measured against the
+    /// invocation's deadline from here, not from the start of its own launch.
+    invocation_started: std::sync::Mutex<tokio::time::Instant>,
 }
 
 impl Launcher {
@@ -387,6 +390,7 @@ impl Launcher {
             config,
             clients,
             sqs,
+            invocation_started: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
     }
 
@@ -399,6 +403,10 @@ impl Launcher {
         deadline: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Outcome, LaunchError> {
+        *self
+            .invocation_started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = tokio::time::Instant::now();
         match parse_trigger(payload, &self.config.defaults)? {
             Trigger::Ignore { reason } => {
                 info!(%reason, "nothing to do");
@@ -807,7 +815,13 @@ impl Launcher {
             .unwrap_or(now);
         let mut inline = self.config.readiness_wait;
         if let Some(deadline) = deadline {
-            let left = (deadline - now)
+            let spent = self
+                .invocation_started
+                .lock()
+                .map(|s| s.elapsed())
+                .unwrap_or_default();
+            let clock = now + chrono::Duration::from_std(spent).unwrap_or_default();
+            let left = (deadline - clock)
                 .to_std()
                 .unwrap_or_default()
                 .saturating_sub(INVOCATION_MARGIN);

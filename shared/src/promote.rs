@@ -14,7 +14,7 @@ use crate::aws::ledger::{Claim, Ledger, Lock};
 use crate::aws::{ec2, imagebuilder, sns, ssm, AwsError, Clients};
 use crate::config::PromoteConfig;
 use crate::events::{parse_image_event, EventError, ImageEvent};
-use crate::image::ImageFacts;
+use crate::image::{BuildVersion, ImageFacts};
 use crate::notify::{Body, Level, Notification};
 use crate::promotion::{
     decide, tags, timestamp, CurrentPromotion, Decision, GatePolicy, Observation, Promotion,
@@ -153,6 +153,9 @@ impl Promoter {
                 Some(&image_arn),
             ));
         }
+
+        // A malformed ARN under our prefix is a bad event, not something a retry could fix.
+        BuildVersion::from_arn(&image_arn).map_err(EventError::from)?;
 
         let image = imagebuilder::get_image(&self.clients.imagebuilder, &image_arn).await?;
         if let Some(pipeline) = image
@@ -600,8 +603,10 @@ impl Promoter {
         }
         if p.previous_ami.is_some() {
             body = body.paragraph(&format!(
-                "Roll back to the previous AMI:\n  {}",
-                self.rollback_command()
+                "Roll back to the previous AMI:\n  {}\nIt is scheduled for deprecation; keep it \
+                 launchable with:\n  aws ec2 disable-image-deprecation --image-id {}",
+                self.rollback_command(),
+                p.previous_ami.as_deref().unwrap_or_default()
             ));
         }
         if !warnings.is_empty() {
@@ -702,7 +707,8 @@ impl Promoter {
                     "image.promotion-stale",
                     &self.pipeline_name(image),
                     Level::Info,
-                );
+                )
+                .with_attribute("image_version", &image.version.to_string());
                 (text, Some(n))
             }
             Decision::Alert { status, reason } => {

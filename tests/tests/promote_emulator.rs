@@ -154,6 +154,10 @@ async fn an_older_build_arriving_after_a_newer_one_never_moves_the_pointer_back(
         notes.last().unwrap().attribute("event_type"),
         Some("image.promotion-stale")
     );
+    assert_eq!(
+        notes.last().unwrap().attribute("image_version"),
+        Some("1.0.0/5")
+    );
 }
 
 #[tokio::test]
@@ -452,4 +456,22 @@ async fn a_body_that_is_not_an_envelope_is_refused_without_side_effects() {
     assert_eq!(diagnostic.error_type, "InvalidEvent");
     assert!(bed.imagebuilder.requests().is_empty());
     assert!(bed.notifications().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_image_arn_under_the_prefix_is_refused_without_calling_image_builder() {
+    let bed = TestBed::start().await;
+    let mut event = read_event("image-available.json");
+    event["resources"][0] = json!(format!("{}1.0/7", integration_tests::IMAGE_ARN_PREFIX));
+
+    let err = bed
+        .promoter(&[])
+        .handle(&event, "r", now())
+        .await
+        .unwrap_err();
+
+    assert!(err.to_string().contains("<x.y.z>/<build>"), "{err}");
+    let diagnostic: lambda_runtime::Diagnostic = err.into();
+    assert_eq!(diagnostic.error_type, "InvalidEvent");
+    assert!(bed.imagebuilder.requests().is_empty());
 }

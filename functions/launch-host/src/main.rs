@@ -11,7 +11,9 @@ use shared::launch::{LaunchConfig, LaunchError, Launcher, Outcome};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let config = LaunchConfig::from_env(&Env::from_process())?;
+    let config = LaunchConfig::from_env(&Env::from_process()).inspect_err(|e| {
+        tracing::error!(error = %e, "invalid configuration; the function cannot start");
+    })?;
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;

@@ -10,7 +10,9 @@ use shared::promote::{Outcome, PromoteError, Promoter};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
-    let config = PromoteConfig::from_env(&Env::from_process())?;
+    let config = PromoteConfig::from_env(&Env::from_process()).inspect_err(|e| {
+        tracing::error!(error = %e, "invalid configuration; the function cannot start");
+    })?;
     let promoter = Promoter::new(config, Clients::from_env().await);
     let promoter = &promoter;
 

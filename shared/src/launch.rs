@@ -613,19 +613,28 @@ impl Launcher {
 
         // EC2 honours the client token for a while; the tag also covers an emulator or a retry
         // after the token expired.
-        let (instance_id, action) = match hosts::host_by_token(ec2, &plan.client_token).await? {
-            Some(existing) => {
-                info!(
-                    instance = %existing.instance_id, token = %plan.client_token,
-                    "host already launched by an earlier attempt"
-                );
-                (existing.instance_id, "already-launched")
-            }
-            None => (self.run_with_profile_retry(&plan).await?, "launched"),
-        };
+        // A retry reports the host as it was launched: its expiry is the one on its tag.
+        let (instance_id, action, expires_at) =
+            match hosts::host_by_token(ec2, &plan.client_token).await? {
+                Some(existing) => {
+                    info!(
+                        instance = %existing.instance_id, token = %plan.client_token,
+                        "host already launched by an earlier attempt"
+                    );
+                    let expires_at = existing
+                        .expires_at
+                        .unwrap_or_else(|| timestamp(plan.expires_at));
+                    (existing.instance_id, "already-launched", expires_at)
+                }
+                None => (
+                    self.run_with_profile_retry(&plan).await?,
+                    "launched",
+                    timestamp(plan.expires_at),
+                ),
+            };
         info!(
             instance = %instance_id, owner = %spec.owner, team = %spec.team, ami = %plan.ami_id,
-            instance_type = %spec.instance_type, expires_at = %timestamp(plan.expires_at), action,
+            instance_type = %spec.instance_type, %expires_at, action,
             "host launched"
         );
 
@@ -643,7 +652,7 @@ impl Launcher {
             team: spec.team.clone(),
             region: self.config.region.clone(),
             ami_id: plan.ami_id.clone(),
-            expires_at: timestamp(plan.expires_at),
+            expires_at,
             deadline: timestamp(
                 now + chrono::Duration::from_std(self.config.readiness_timeout).unwrap_or_default(),
             ),

@@ -274,13 +274,19 @@ async fn a_retried_request_launches_one_instance_not_two() {
         .handle(&launcher, &event("launch-request.json"), "req-1")
         .await
         .unwrap();
-    let again = bed
-        .handle(&launcher, &event("launch-request.json"), "req-1")
+    // Lambda retries the same request ten minutes later.
+    let later = now() + chrono::Duration::minutes(10);
+    let again = launcher
+        .handle(&event("launch-request.json"), "req-1", None, later)
         .await
         .unwrap();
 
     assert_eq!(first.hosts[0].instance_id, again.hosts[0].instance_id);
     assert_eq!(again.hosts[0].action, "already-launched");
+    assert_eq!(
+        again.hosts[0].expires_at, first.hosts[0].expires_at,
+        "the retry reports the expiry the host was launched with"
+    );
     assert_eq!(bed.hosts().await.len(), 1);
 
     let other = bed

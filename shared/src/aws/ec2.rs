@@ -62,17 +62,26 @@ pub async fn tag_ami(
     ami_id: &str,
     tags: &[(String, String)],
 ) -> Result<(), AwsError> {
+    tag_resources(client, &[ami_id.to_string()], tags).await
+}
+
+/// CreateTags on AMIs or instances (adds or overwrites the given keys).
+pub async fn tag_resources(
+    client: &Client,
+    resources: &[String],
+    tags: &[(String, String)],
+) -> Result<(), AwsError> {
     let tags: Vec<Tag> = tags
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
     client
         .create_tags()
-        .resources(ami_id)
+        .set_resources(Some(resources.to_vec()))
         .set_tags(Some(tags))
         .send()
         .await
-        .map_err(|e| AwsError::new("CreateTags", ami_id, e))?;
+        .map_err(|e| AwsError::new("CreateTags", resources.join(","), e))?;
     Ok(())
 }
 

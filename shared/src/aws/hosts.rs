@@ -227,18 +227,7 @@ pub async fn tag_hosts(
     instance_ids: &[String],
     tags: &[(String, String)],
 ) -> Result<(), AwsError> {
-    let tags: Vec<Tag> = tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect();
-    client
-        .create_tags()
-        .set_resources(Some(instance_ids.to_vec()))
-        .set_tags(Some(tags))
-        .send()
-        .await
-        .map_err(|e| AwsError::new("CreateTags", instance_ids.join(","), e))?;
-    Ok(())
+    super::ec2::tag_resources(client, instance_ids, tags).await
 }
 
 pub async fn terminate_host(

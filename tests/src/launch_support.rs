@@ -5,11 +5,8 @@
 //!
 //! The emulator and the Runtime API runner are the shared ones in `emulator` and `runtime_api`.
 
-use std::path::PathBuf;
-
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-use serde_json::Value;
 
 pub const REGION: &str = "us-east-1";
 /// moto's default account: AMIs created through it are owned by this id.
@@ -20,10 +17,6 @@ pub const PROFILE: &str = "vscode-host-profile";
 pub const AMAZON_AMI: &str = "ami-03c3da4cfa8e8943a";
 
 pub use crate::emulator::Moto;
-
-pub fn workspace() -> PathBuf {
-    crate::workspace_root()
-}
 
 /// Where hosts go: a subnet, the host security group (no ingress) and the readiness queue.
 pub struct HostInfra {
@@ -224,28 +217,4 @@ pub fn launch_env(seeded: &Seeded, extra: &[(&str, &str)]) -> Vec<(String, Strin
     vars
 }
 
-/// Messages waiting in a queue, bodies parsed as JSON (SNS envelopes for the inbox).
-pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Value> {
-    let mut bodies = Vec::new();
-    loop {
-        let out = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        if out.messages().is_empty() {
-            return bodies;
-        }
-        for m in out.messages() {
-            bodies.push(serde_json::from_str(m.body().unwrap_or("null")).unwrap_or(Value::Null));
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
+pub use crate::seed::drain;

@@ -182,10 +182,9 @@ impl Received {
     }
 }
 
-/// Drains the queue.
-pub async fn notifications(config: &SdkConfig, queue_url: &str) -> Vec<Received> {
-    let sqs = aws_sdk_sqs::Client::new(config);
-    let mut out = Vec::new();
+/// Drains the queue: every message body parsed as JSON (`null` when it is not JSON).
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<Value> {
+    let mut bodies = Vec::new();
     loop {
         let page = sqs
             .receive_message()
@@ -194,13 +193,30 @@ pub async fn notifications(config: &SdkConfig, queue_url: &str) -> Vec<Received>
             .send()
             .await
             .expect("receiving from the queue");
-        let messages = page.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return out;
+        if page.messages().is_empty() {
+            return bodies;
         }
-        for m in messages {
-            let envelope: Value =
-                serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or(Value::Null);
+        for m in page.messages() {
+            bodies.push(serde_json::from_str(m.body().unwrap_or("null")).unwrap_or(Value::Null));
+            if let Some(handle) = m.receipt_handle() {
+                sqs.delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("deleting a received message");
+            }
+        }
+    }
+}
+
+/// Drains the subscribed queue and reads each SNS envelope.
+pub async fn notifications(config: &SdkConfig, queue_url: &str) -> Vec<Received> {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    drain(&sqs, queue_url)
+        .await
+        .into_iter()
+        .map(|envelope| {
             let mut attributes: Vec<(String, String)> = envelope["MessageAttributes"]
                 .as_object()
                 .map(|o| {
@@ -215,21 +231,13 @@ pub async fn notifications(config: &SdkConfig, queue_url: &str) -> Vec<Received>
                 })
                 .unwrap_or_default();
             attributes.sort();
-            out.push(Received {
+            Received {
                 subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
                 message: envelope["Message"].as_str().unwrap_or_default().to_string(),
                 attributes,
-            });
-            if let Some(handle) = m.receipt_handle() {
-                let _ = sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await;
             }
-        }
-    }
+        })
+        .collect()
 }
 
 /// The tags EC2 holds for an AMI, sorted.

@@ -2,6 +2,7 @@
 //! new instance profile, SSM managed-instance state, probe results, throttling, and readiness
 //! concluded in one invocation or in a handed-off check.
 
+use integration_tests::read_event;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +14,6 @@ use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationError;
 use aws_sdk_ssm::types as ssmt;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use chrono::{DateTime, Utc};
-use integration_tests::launch_support::workspace;
 use serde_json::Value;
 use shared::aws::Clients;
 use shared::config::Env;
@@ -26,11 +26,6 @@ fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
         .with_timezone(&Utc)
-}
-
-fn event(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(workspace().join("events").join(name)).unwrap())
-        .unwrap()
 }
 
 fn config(extra: &[(&'static str, &'static str)]) -> LaunchConfig {
@@ -259,7 +254,12 @@ async fn the_instance_profile_consistency_error_is_retried_then_one_host_launche
     );
 
     let outcome = l
-        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .handle(
+            &read_event("launch-request.json"),
+            "req-1",
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
 
@@ -287,7 +287,12 @@ async fn any_other_launch_error_is_not_retried() {
     );
 
     let err = l
-        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .handle(
+            &read_event("launch-request.json"),
+            "req-1",
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap_err();
 
@@ -333,7 +338,12 @@ async fn readiness_is_followed_through_ssm_until_code_server_answers() {
     );
 
     let outcome = l
-        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .handle(
+            &read_event("launch-request.json"),
+            "req-1",
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
 
@@ -370,7 +380,12 @@ async fn a_host_that_never_answers_is_reported_and_terminated() {
     let l = launcher(cfg, &ec2, &[pointer(), never], &sent);
 
     let outcome = l
-        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .handle(
+            &read_event("launch-request.json"),
+            "req-1",
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
 
@@ -402,7 +417,12 @@ async fn an_unready_host_is_kept_when_configuration_says_so() {
     let l = launcher(cfg, &ec2, &[pointer(), never], &Sent::default());
 
     let outcome = l
-        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .handle(
+            &read_event("launch-request.json"),
+            "req-1",
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
 
@@ -433,7 +453,12 @@ async fn throttled_ssm_calls_are_retried_and_readiness_carries_on() {
     );
 
     let outcome = l
-        .handle(&event("launch-request.json"), "req-1", None, Utc::now())
+        .handle(
+            &read_event("launch-request.json"),
+            "req-1",
+            None,
+            Utc::now(),
+        )
         .await
         .unwrap();
 
@@ -454,7 +479,12 @@ async fn a_wait_that_does_not_fit_the_invocation_is_handed_off_to_the_queue() {
     let deadline = now + chrono::Duration::seconds(10);
 
     let outcome = l
-        .handle(&event("launch-request.json"), "req-1", Some(deadline), now)
+        .handle(
+            &read_event("launch-request.json"),
+            "req-1",
+            Some(deadline),
+            now,
+        )
         .await
         .unwrap();
 
@@ -487,7 +517,7 @@ async fn a_handed_off_check_reports_ready_and_sends_the_kit_to_the_owner() {
 
     let outcome = l
         .handle(
-            &event("launch-readiness-check.json"),
+            &read_event("launch-readiness-check.json"),
             "req-9",
             None,
             at("2026-12-04T04:05:00Z"),
@@ -528,7 +558,7 @@ async fn a_repeated_check_of_a_host_already_ready_changes_nothing() {
 
     let outcome = l
         .handle(
-            &event("launch-readiness-check.json"),
+            &read_event("launch-readiness-check.json"),
             "req-9",
             None,
             at("2026-12-04T04:05:00Z"),

@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
 use chrono::{DateTime, Utc};
 use integration_tests::launch_support::*;
+use integration_tests::read_event;
 use serde_json::{json, Value};
 use shared::aws::Clients;
 use shared::config::Env;
@@ -101,11 +102,6 @@ fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-fn event(name: &str) -> Value {
-    let path = workspace().join("events").join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 fn tag(instance: &aws_sdk_ec2::types::Instance, key: &str) -> Option<String> {
     instance
         .tags()
@@ -121,7 +117,7 @@ async fn a_requested_host_is_launched_with_every_setting_ec2_reports_back() {
     let launcher = bed.launcher(&[]);
 
     let outcome = bed
-        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .handle(&launcher, &read_event("launch-request.json"), "req-1")
         .await
         .unwrap();
 
@@ -233,7 +229,7 @@ async fn the_owner_gets_the_connection_kit_and_readiness_is_handed_to_the_queue(
     let launcher = bed.launcher(&[]);
 
     let outcome = bed
-        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .handle(&launcher, &read_event("launch-request.json"), "req-1")
         .await
         .unwrap();
     let id = outcome.hosts[0].instance_id.clone().unwrap();
@@ -271,13 +267,13 @@ async fn a_retried_request_launches_one_instance_not_two() {
     let launcher = bed.launcher(&[]);
 
     let first = bed
-        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .handle(&launcher, &read_event("launch-request.json"), "req-1")
         .await
         .unwrap();
     // Lambda retries the same request ten minutes later.
     let later = now() + chrono::Duration::minutes(10);
     let again = launcher
-        .handle(&event("launch-request.json"), "req-1", None, later)
+        .handle(&read_event("launch-request.json"), "req-1", None, later)
         .await
         .unwrap();
 
@@ -290,7 +286,7 @@ async fn a_retried_request_launches_one_instance_not_two() {
     assert_eq!(bed.hosts().await.len(), 1);
 
     let other = bed
-        .handle(&launcher, &event("launch-request.json"), "req-2")
+        .handle(&launcher, &read_event("launch-request.json"), "req-2")
         .await
         .unwrap();
     assert_ne!(
@@ -305,7 +301,7 @@ async fn bad_requests_get_a_clear_error_and_launch_nothing() {
     let launcher = bed.launcher(&[]);
     let cases = [
         (
-            event("launch-request-bad-hours.json"),
+            read_event("launch-request-bad-hours.json"),
             "`hours` must be a whole number from 1 to 72",
         ),
         (
@@ -368,7 +364,7 @@ async fn the_guard_refuses_a_quarantined_or_foreign_ami_and_launches_nothing() {
         .await
         .unwrap();
     let err = bed
-        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .handle(&launcher, &read_event("launch-request.json"), "req-1")
         .await
         .unwrap_err();
     let diagnostic: lambda_runtime::Diagnostic = err.into();
@@ -383,7 +379,7 @@ async fn the_guard_refuses_a_quarantined_or_foreign_ami_and_launches_nothing() {
 
     point_at(&ssm, AMAZON_AMI).await;
     let err = bed
-        .handle(&launcher, &event("launch-request.json"), "req-2")
+        .handle(&launcher, &read_event("launch-request.json"), "req-2")
         .await
         .unwrap_err()
         .to_string();
@@ -394,7 +390,7 @@ async fn the_guard_refuses_a_quarantined_or_foreign_ami_and_launches_nothing() {
 
     point_at(&ssm, "ami-0000000000000dead").await;
     let err = bed
-        .handle(&launcher, &event("launch-request.json"), "req-3")
+        .handle(&launcher, &read_event("launch-request.json"), "req-3")
         .await
         .unwrap_err()
         .to_string();
@@ -409,7 +405,7 @@ async fn a_promotion_replaces_each_standing_host_and_marks_the_old_one_supersede
     let standing = r#"[{"owner":"alice","team":"platform","instance_type":"t3.large"}]"#;
     let launcher = bed.launcher(&[("STANDING_HOSTS", standing)]);
     let old = bed
-        .handle(&launcher, &event("launch-request.json"), "req-1")
+        .handle(&launcher, &read_event("launch-request.json"), "req-1")
         .await
         .unwrap();
     let old_id = old.hosts[0].instance_id.clone().unwrap();
@@ -422,7 +418,11 @@ async fn a_promotion_replaces_each_standing_host_and_marks_the_old_one_supersede
     .await;
     point_at(&aws_sdk_ssm::Client::new(&bed.config), &new_ami).await;
     let outcome = bed
-        .handle(&launcher, &event("launch-after-promotion.json"), "req-2")
+        .handle(
+            &launcher,
+            &read_event("launch-after-promotion.json"),
+            "req-2",
+        )
         .await
         .unwrap();
 
@@ -440,7 +440,11 @@ async fn a_promotion_replaces_each_standing_host_and_marks_the_old_one_supersede
 
     // The same promotion delivered again changes nothing.
     let again = bed
-        .handle(&launcher, &event("launch-after-promotion.json"), "req-3")
+        .handle(
+            &launcher,
+            &read_event("launch-after-promotion.json"),
+            "req-3",
+        )
         .await
         .unwrap();
     assert_eq!(again.hosts[0].action, "kept");
@@ -470,7 +474,11 @@ async fn a_promotion_of_a_quarantined_ami_is_reported_and_launches_nothing() {
         .unwrap();
 
     let outcome = bed
-        .handle(&launcher, &event("launch-after-promotion.json"), "req-1")
+        .handle(
+            &launcher,
+            &read_event("launch-after-promotion.json"),
+            "req-1",
+        )
         .await
         .unwrap();
 
